@@ -1,0 +1,18 @@
+"""ME datasets (DESIGN.md section 3): Parquet splits + meta.yaml, validated on load.
+
+    from trainables.data import load_dataset, resolve_data
+    ds = load_dataset("path/to/dataset", objectives=["buy", "follow"])
+    train = ds.tensors("train", device)
+
+``resolve_data(config["data"])`` turns a data config ({path: ...} or
+{source: synthetic, ...}) into a dataset folder, generating synthetic data once into
+a cache folder keyed by its parameters.
+"""
+from __future__ import annotations
+
+from .schema import Dataset, DatasetError, load_dataset
+from .tensors import TensorSplit
+from .resolve import resolve_data, data_params
+
+__all__ = ["Dataset", "DatasetError", "TensorSplit", "load_dataset", "resolve_data",
+           "data_params"]

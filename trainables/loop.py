@@ -1,0 +1,300 @@
+"""The one training loop, for every model, loss and weighting (DESIGN.md section 4).
+
+``train_loop_per_worker(config)`` runs as is:
+
+- directly (``python -c ...``, tests, benchmarks): device from ``run.device``
+  (auto = CUDA when present), progress printed per epoch, checkpoints written to
+  ``run.checkpoint_dir`` when set;
+- inside a Ray Train worker (``TorchTrainer(train_loop_per_worker, ...)``): the device
+  Ray gave the worker, the model wrapped for data parallelism, each worker training on
+  its shard, metrics and checkpoints through ``ray.train.report``, resuming from
+  ``ray.train.get_checkpoint()``;
+- under any other driver (e.g. a Tune function trainable) that passes
+  ``report(metrics, checkpoint_dir)``.
+
+Data live as tensors on the device and are batched by index. Per epoch it reports
+``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation, exact), ``loss/<obj>`` (mean
+training loss), ``weight/<obj>``, ``samples_per_s`` (training rows per second of
+training time), ``epoch``, ``step``; each checkpoint holds the resolved config.
+A NaN/inf loss raises :class:`TrainingDiverged` naming the step and the objective.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .config import resolve_config
+from .data import load_dataset, resolve_data
+from .losses import get_loss
+from .metrics import auc_per_objective, gauc_per_objective
+from .models import FeatureSpec, build_model
+from .weighting import StepContext, build_weighting
+
+CHECKPOINT_FILE = "model.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the objective."""
+
+
+def _ray_train_context():
+    """The Ray Train context when running inside a Train worker, else None."""
+    if "ray" not in sys.modules:
+        return None
+    try:
+        import ray.train
+        return ray.train.get_context()
+    except (RuntimeError, ImportError, AttributeError):
+        return None
+
+
+def _device(run_cfg: dict, ray_ctx) -> torch.device:
+    if ray_ctx is not None:
+        import ray.train.torch
+        return ray.train.torch.get_device()
+    want = run_cfg["device"]
+    if want == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(want)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"run.device = {want!r} but no CUDA device is available; use auto or cpu")
+    return dev
+
+
+def _make_optimizer(params, o: dict) -> torch.optim.Optimizer:
+    if o["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    if o["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    return torch.optim.SGD(params, lr=o["lr"], weight_decay=o["weight_decay"], momentum=0.9)
+
+
+def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=None) -> Callable:
+    """One optimizer step on a batch; returns the per-objective losses (K,), detached.
+
+    Shared by the loop and the benchmark, so the benchmark times exactly this code.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step(scores, labels, cat, num, step_no: int, epoch: int) -> torch.Tensor:
+        s = model(scores, cat, num)
+        losses = loss_fn(s, labels, **loss_hp)
+        total = weighting.combine(losses, StepContext(step_no, epoch, model, s, labels))
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        return losses.detach()
+
+    return step
+
+
+@torch.no_grad()
+def predict(model, split, batch_size: int) -> torch.Tensor:
+    """Scores of ``model`` on every row of a TensorSplit, in batches."""
+    was_training = model.training
+    model.eval()
+    out = [model(split.scores[i:i + batch_size], split.cat[i:i + batch_size],
+                 split.num[i:i + batch_size]) for i in range(0, len(split), batch_size)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate(model, split, objectives, batch_size: int, with_gauc: bool = True) -> dict:
+    """Exact validation AUC (and GAUC) per objective, and the AUC sum."""
+    s = predict(model, split, batch_size)
+    aucs = auc_per_objective(s, split.labels).tolist()
+    metrics = {f"auc/{o}": a for o, a in zip(objectives, aucs)}
+    metrics["auc_sum"] = float(sum(aucs))
+    if with_gauc:
+        g = gauc_per_objective(s, split.labels, split.user).tolist()
+        metrics.update({f"gauc/{o}": v for o, v in zip(objectives, g)})
+    return metrics
+
+
+def _raise_diverged(window, first_step, objectives, epoch):
+    stacked = torch.stack(window)
+    bad = ~torch.isfinite(stacked)
+    row, col = (int(v) for v in bad.nonzero()[0])
+    value = stacked[row, col].item()
+    raise TrainingDiverged(
+        f"loss for objective {objectives[col]!r} became {value} at step {first_step + row} "
+        f"(epoch {epoch}); the run stops here. Lower optim.lr, set optim.grad_clip, or check "
+        f"the loss's parameters")
+
+
+def _load_checkpoint(path) -> dict:
+    return torch.load(Path(path) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+def _save_checkpoint(folder, payload: dict) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tmp = Path(folder) / (CHECKPOINT_FILE + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, Path(folder) / CHECKPOINT_FILE)
+
+
+def _local_reporter(verbose: bool, objectives):
+    def report(metrics: dict, checkpoint_dir=None):
+        if not verbose:
+            return
+        aucs = " ".join(f"{o} {metrics[f'auc/{o}']:.4f}" for o in objectives)
+        print(f"[train] epoch {metrics['epoch']:>3}  auc_sum {metrics['auc_sum']:.4f}  "
+              f"auc: {aucs}  {metrics['samples_per_s']:,.0f} samples/s", flush=True)
+    return report
+
+
+def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[dict]:
+    """Train one config; returns the per-epoch metrics (also reported as they come)."""
+    cfg = resolve_config(config)
+    run, o = cfg["run"], cfg["optim"]
+    ray_ctx = _ray_train_context()
+    rank, world = (ray_ctx.get_world_rank(), ray_ctx.get_world_size()) if ray_ctx else (0, 1)
+    device = _device(run, ray_ctx)
+    if run["threads"]:
+        torch.set_num_threads(int(run["threads"]))
+    torch.manual_seed(run["seed"])
+
+    path, objectives = resolve_data(cfg["data"])
+    ds = load_dataset(path, objectives, splits=["train", run["eval_split"]])
+    objectives = ds.objectives
+    train = ds.tensors("train", device)
+    valid = ds.tensors(run["eval_split"], device)
+    features = FeatureSpec(tuple(ds.categorical.items()), tuple(ds.numeric))
+    model_cfg = {k: v for k, v in cfg["model"].items() if k != "family"}
+    model = build_model(cfg["model"]["family"], len(objectives), features, model_cfg).to(device)
+    loss_fn = get_loss(cfg["loss"]["kind"])
+    loss_hp = {k: v for k, v in cfg["loss"].items() if k != "kind"}
+    weighting = build_weighting(cfg["weighting"]["kind"], objectives,
+                                {k: v for k, v in cfg["weighting"].items() if k != "kind"})
+    optimizer = _make_optimizer(model.parameters(), o)
+
+    start_epoch, global_step = 0, 0
+    resume = None
+    if ray_ctx is not None:
+        import ray.train
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is not None:
+            with ckpt.as_directory() as d:
+                resume = _load_checkpoint(d)
+    elif run["resume_from"]:
+        resume = _load_checkpoint(run["resume_from"])
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        weighting.load_state_dict(resume.get("weighting", {}))
+        start_epoch, global_step = resume["epoch"], resume["step"]
+
+    core = model
+    if world > 1:
+        import ray.train.torch
+        model = ray.train.torch.prepare_model(model)
+    if report is None:
+        report = _ray_reporter(rank) if ray_ctx is not None else \
+            _local_reporter(run["verbose"], objectives)
+
+    # Data parallel: worker r trains on rows r, r + world, ...; equal sizes so every
+    # worker takes the same number of steps (DDP needs that).
+    n_each = len(train) // world
+    shard = train.shard(rank, world)
+    bs = max(1, o["batch_size"] // world)
+    n_batches = max(1, n_each // bs)
+    bs = min(bs, n_each)
+    step = make_step(model, loss_fn, loss_hp, weighting, optimizer, o["grad_clip"])
+    check_every = run["nan_check_every"] or (1 if device.type == "cpu" else 20)
+    gen = torch.Generator(device=device)
+    history = []
+    for epoch in range(start_epoch, o["epochs"]):
+        gen.manual_seed(run["seed"] * 1_000_003 + epoch)
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n_each, device=device, generator=gen)
+        loss_sum = torch.zeros(len(objectives), dtype=torch.float64, device=device)
+        window, window_start = [], global_step
+        for b in range(n_batches):
+            idx = perm[b * bs:(b + 1) * bs]
+            losses = step(shard.scores[idx], shard.labels[idx], shard.cat[idx], shard.num[idx],
+                          global_step, epoch)
+            window.append(losses)
+            global_step += 1
+            if len(window) >= check_every or b == n_batches - 1:
+                stacked = torch.stack(window)
+                if not bool(torch.isfinite(stacked).all()):
+                    _raise_diverged(window, window_start, objectives, epoch)
+                loss_sum += stacked.sum(0).to(torch.float64)
+                window, window_start = [], global_step
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_time = time.perf_counter() - t0
+        metrics = evaluate(core, valid, objectives, run["eval_batch_size"], run["gauc"])
+        mean_loss = (loss_sum / n_batches).tolist()
+        metrics.update({f"loss/{obj}": v for obj, v in zip(objectives, mean_loss)})
+        metrics.update({f"weight/{obj}": float(w)
+                        for obj, w in zip(objectives, weighting.weights().tolist())})
+        metrics.update({"epoch": epoch + 1, "step": global_step,
+                        "samples_per_s": n_batches * bs * world / train_time,
+                        "train_time_s": train_time})
+        history.append(metrics)
+        last = epoch + 1 == o["epochs"]
+        want_ckpt = last or (epoch + 1) % max(1, run["checkpoint_every"]) == 0
+        payload = None
+        if want_ckpt:
+            payload = {"model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                       "weighting": weighting.state_dict(), "epoch": epoch + 1,
+                       "step": global_step, "config": cfg, "objectives": objectives,
+                       "features": {"categorical": dict(ds.categorical),
+                                    "numeric": list(ds.numeric)},
+                       "metrics": metrics}
+            if ray_ctx is None and run["checkpoint_dir"]:
+                _save_checkpoint(run["checkpoint_dir"], payload)
+        _emit(report, metrics, payload if rank == 0 else None)
+    return history
+
+
+def _emit(report, metrics: dict, payload) -> None:
+    """Hand metrics (and a checkpoint folder, valid during the call) to the reporter."""
+    if payload is None:
+        report(metrics, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="paretune-ckpt-") as d:
+        _save_checkpoint(d, payload)
+        report(metrics, d)
+
+
+def _ray_reporter(rank: int):
+    import ray.train
+
+    def report(metrics: dict, checkpoint_dir=None):
+        ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+    return report
+
+
+def load_model(checkpoint_dir, device="cpu"):
+    """Rebuild the model of a checkpoint folder; returns (model, payload)."""
+    payload = _load_checkpoint(checkpoint_dir)
+    cfg = payload["config"]
+    f = payload["features"]
+    features = FeatureSpec(tuple(f["categorical"].items()), tuple(f["numeric"]))
+    model_cfg = {k: v for k, v in cfg["model"].items() if k != "family"}
+    model = build_model(cfg["model"]["family"], len(payload["objectives"]), features, model_cfg)
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval(), payload
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience: python -m trainables.loop cfg.yaml
+    import yaml
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m trainables.loop CONFIG.yaml")
+    with open(sys.argv[1]) as fh:
+        hist = train_loop_per_worker(yaml.safe_load(fh))
+    print(f"final auc_sum {hist[-1]['auc_sum']:.4f}" if hist and math.isfinite(
+        hist[-1]["auc_sum"]) else "no epochs run")

@@ -1,0 +1,60 @@
+"""Per-objective ranking losses, registered by name.
+
+A loss is a function ``loss(scores, labels, *, hparam=default)``:
+
+- ``scores``: (n,) raw ensemble scores (one per item; any real value),
+- ``labels``: (n,) for one objective -> returns a scalar, or (n, K) -> returns (K,),
+  one loss per objective. The (n, K) form is what the training loop uses: objectives
+  that share work (one soft-rank of the shared score, one log-sigmoid) do it once.
+
+Every loss is minimized. A batch where an objective has no positives or no negatives
+contributes 0 (no gradient) for a ranking loss, since its AUC is undefined there.
+Hyper-parameters are keyword-only with their defaults in the signature; a config that
+names an unknown one gets an error listing the allowed ones (see :func:`loss_params`).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Callable
+
+# name -> "module:function"; the module is imported only when the loss is chosen
+# (rank_auc pulls in torchsort's compiled extension).
+LOSSES: dict[str, str] = {
+    "bce": "trainables.losses.bce:bce",
+    "rank_auc": "trainables.losses.rank_auc:rank_auc",
+    "pairwise_logistic": "trainables.losses.pairwise:pairwise_logistic",
+    "pairwise_square": "trainables.losses.pairwise:pairwise_square",
+    "aucm": "trainables.losses.aucm:aucm",
+    "label_aggregation": "trainables.losses.label_aggregation:label_aggregation",
+}
+
+
+def get_loss(name: str) -> Callable:
+    """The loss function registered as ``name``; ValueError listing the valid names."""
+    try:
+        target = LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}") \
+            from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def loss_params(name: str) -> dict:
+    """The loss's hyper-parameters and their defaults."""
+    sig = inspect.signature(get_loss(name))
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def resolve_loss_params(name: str, given: dict | None) -> dict:
+    """Defaults of loss ``name`` overridden by ``given``; unknown keys are an error."""
+    defaults = loss_params(name)
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "none"
+        raise ValueError(f"loss {name!r} has no parameter(s) {', '.join(unknown)}; "
+                         f"allowed: {allowed}")
+    return {**defaults, **given}

@@ -1,0 +1,50 @@
+"""Personalized (user / context) feature encoding shared by the models."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Categorical features with their cardinalities, and numeric feature names."""
+
+    categorical: tuple[tuple[str, int], ...] = ()
+    numeric: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.categorical and not self.numeric
+
+
+class FeatureEncoder(nn.Module):
+    """Concatenate one embedding per categorical feature with the numeric features.
+
+    All categorical features share one table (offsets per feature), so a batch needs a
+    single lookup. Numeric features arrive standardized by the data layer.
+    """
+
+    def __init__(self, spec: FeatureSpec, emb_dim: int):
+        super().__init__()
+        cards = [c for _, c in spec.categorical]
+        self.n_cat = len(cards)
+        self.n_num = len(spec.numeric)
+        self.emb_dim = emb_dim
+        offsets = torch.tensor([0] + cards[:-1], dtype=torch.long).cumsum(0) if cards \
+            else torch.zeros(0, dtype=torch.long)
+        self.register_buffer("offsets", offsets, persistent=False)
+        self.table = nn.Embedding(max(sum(cards), 1), emb_dim)
+        nn.init.normal_(self.table.weight, std=0.1)
+        self.out_dim = self.n_cat * emb_dim + self.n_num
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        parts = []
+        if self.n_cat:
+            parts.append(self.table(cat + self.offsets).reshape(cat.shape[0], -1))
+        if self.n_num:
+            parts.append(num)
+        if not parts:
+            return cat.new_zeros((cat.shape[0], 0), dtype=torch.float32)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

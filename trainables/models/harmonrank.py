@@ -1,0 +1,173 @@
+"""HarmonRank's ensemble model (Xia et al. 2026, sec. 4.2-4.3; DESIGN.md 7.1).
+
+Input  x = [E_1[bucket(s_1)]; ...; E_K[bucket(s_K)]]           (n, K, d)   eq. 21
+Relation-aware path ("align, then ensemble"):
+    Q_r, K_r, V_r = x W^Q_r, x W^K_r, x W^V_r                                eq. 11
+    A_r = softmax(Q_r K_r^T / sqrt(d)),  x_r = A_r V_r           (n, K, K)   eq. 12-13
+    q_p = P W^Q_p (P: user/context features), K_p = x_r W^K_p, V_p = x_r W^V_p
+    A_p = softmax(q_p K_p^T / sqrt(d)),  s1 = w1^T (A_p V_p) + b1           eq. 14-16
+Relation-agnostic path:
+    g = sigmoid(W_g vec(x) + b_g) (one gate per objective), s2 = w2^T vec(g * x) + b2
+    s3 = w3^T vec(x) + b3                                                   eq. 17-19
+Output s = s1 + s2 + s3                                                     eq. 20
+
+Every part can be switched off for the paper's ablations (Table 3): ``self_attention``,
+``personalized`` (query = a learned constant), ``cross_attention`` (replaced by a linear
+map of [vec(x_r), P], the paper's "w/o Cross-Attention"), ``gate``, ``linear``,
+``relation_aware`` (drop s1 entirely); ``buckets=0`` replaces discretization by a linear
+embedding of the raw score (Table 4's "No disc."). ``attention_norm="sigmoid"`` is the
+variant of sec. 5.7.2 that keeps absolute relation strengths.
+
+The parameters are exactly the paper's; the forward pass evaluates them in a cheaper
+but equal order (products of linear maps re-associated, one matmul for gate, w2 and
+linear paths), which is most of why it trains at several hundred thousand rows/s on a
+CPU. ``tests/test_models.py`` checks it against a literal implementation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._features import FeatureEncoder, FeatureSpec
+
+NORMS = ("softmax", "sigmoid")
+
+
+class HarmonRank(nn.Module):
+    def __init__(self, n_objectives: int, features: FeatureSpec, *, d_model: int = 16,
+                 buckets: int = 300, emb_dim: int = 4, self_attention: bool = True,
+                 cross_attention: bool = True, personalized: bool = True, gate: bool = True,
+                 linear: bool = True, relation_aware: bool = True,
+                 attention_norm: str = "softmax"):
+        super().__init__()
+        if d_model < 1:
+            raise ValueError(f"model.d_model must be >= 1, got {d_model}")
+        if buckets < 0:
+            raise ValueError(f"model.buckets must be >= 0 (0 = no discretization), got {buckets}")
+        if attention_norm not in NORMS:
+            raise ValueError(f"model.attention_norm must be one of {NORMS}, got {attention_norm!r}")
+        if not (relation_aware or gate or linear):
+            raise ValueError("model: relation_aware, gate and linear are all off; "
+                             "at least one path must produce a score")
+        k, d = n_objectives, d_model
+        self.k, self.d, self.buckets = k, d, buckets
+        self.self_attention, self.cross_attention = self_attention, cross_attention
+        self.gate, self.linear, self.relation_aware = gate, linear, relation_aware
+        self.attention_norm = attention_norm
+        self.scale = 1.0 / math.sqrt(d)
+
+        # Score embeddings, eq. 21: one table of K * B rows, objective k's at offset k * B.
+        if buckets:
+            self.score_table = nn.Parameter(torch.randn(k * buckets, d) * 0.1)
+            self.register_buffer("bucket_offsets", torch.arange(k) * buckets, persistent=False)
+        else:
+            self.score_w = nn.Parameter(torch.randn(k, d) * 0.1)
+            self.score_b = nn.Parameter(torch.zeros(k, d))
+
+        def lin(i, o):
+            w = torch.empty(i, o)
+            nn.init.kaiming_uniform_(w.T, a=math.sqrt(5))  # nn.Linear's default init
+            return nn.Parameter(w)
+
+        if relation_aware:
+            if self_attention:
+                self.w_qkv = lin(d, 3 * d)          # [W^Q_r | W^K_r | W^V_r]
+            self.use_features = personalized and not features.empty
+            if self.use_features:
+                self.encoder = FeatureEncoder(features, emb_dim)
+            p_dim = self.encoder.out_dim if self.use_features else 0
+            if cross_attention:
+                if self.use_features:
+                    self.w_qp = lin(p_dim, d)
+                else:
+                    self.q_const = nn.Parameter(torch.randn(d) * 0.1)
+                self.w_kp = lin(d, d)
+                self.w_vp = lin(d, d)
+                self.w1 = nn.Parameter(torch.randn(d) / math.sqrt(d))
+            else:
+                self.w_cat = nn.Parameter(torch.randn(k * d + p_dim) / math.sqrt(k * d + p_dim))
+            self.b1 = nn.Parameter(torch.zeros(()))
+        if gate:
+            self.w_g = lin(k * d, k)
+            self.b_g = nn.Parameter(torch.zeros(k))
+            self.w2 = nn.Parameter(torch.randn(k, d) / math.sqrt(k * d))
+            self.b2 = nn.Parameter(torch.zeros(()))
+        if linear:
+            self.w3 = nn.Parameter(torch.randn(k * d) / math.sqrt(k * d))
+            self.b3 = nn.Parameter(torch.zeros(()))
+        self.register_buffer("_eye", torch.eye(k), persistent=False)
+
+    # -- pieces ---------------------------------------------------------------------
+    def embed(self, scores: torch.Tensor) -> torch.Tensor:
+        """(n, K) scores in [0, 1] -> (n, K, d) score encodings."""
+        if self.buckets:
+            idx = (scores * self.buckets).long().clamp_(0, self.buckets - 1) + self.bucket_offsets
+            return self.score_table[idx]
+        return scores[..., None] * self.score_w + self.score_b
+
+    def relation_attention(self, x: torch.Tensor):
+        """Self-attention over objective tokens: returns (x_r, A_r)."""
+        q, k, v = (x @ self.w_qkv).split(self.d, dim=-1)
+        logits = torch.bmm(q, k.transpose(1, 2)) * self.scale
+        a = torch.softmax(logits, -1) if self.attention_norm == "softmax" \
+            else torch.sigmoid(logits)
+        return torch.bmm(a, v), a
+
+    def _agnostic_matrix(self) -> torch.Tensor:
+        """[W_g | blockdiag(w2) | w3] as one (K d, ...) matrix: one matmul for eq. 17-19."""
+        cols = []
+        if self.gate:
+            cols += [self.w_g, (self.w2[:, :, None] * self._eye[:, None, :]).reshape(-1, self.k)]
+        if self.linear:
+            cols.append(self.w3[:, None])
+        return torch.cat(cols, dim=1)
+
+    # -- forward --------------------------------------------------------------------
+    def forward(self, scores: torch.Tensor, cat: torch.Tensor, num: torch.Tensor,
+                return_attention: bool = False):
+        n = scores.shape[0]
+        x = self.embed(scores)
+        flat = x.reshape(n, self.k * self.d)
+        s = x.new_zeros(n)
+        a_r = None
+        if self.relation_aware:
+            if self.self_attention:
+                x_r, a_r = self.relation_attention(x)
+            else:
+                x_r = x
+            p = self.encoder(cat, num) if self.use_features else None
+            if self.cross_attention:
+                q_p = p @ self.w_qp if p is not None else self.q_const.expand(n, self.d)
+                # K_p q_p = x_r (W^K_p q_p^T): project the query once instead of every key
+                t = q_p @ self.w_kp.T                                   # (n, d)
+                a_p = torch.softmax(torch.bmm(x_r, t[:, :, None])[..., 0] * self.scale, -1)
+                # w1^T (A_p V_p) = A_p (x_r (W^V_p w1)): one (d,) vector instead of V_p
+                u = self.w_vp @ self.w1                                  # (d,)
+                s = s + (a_p * (x_r @ u)).sum(-1) + self.b1
+            else:
+                z = x_r.reshape(n, -1) if p is None else torch.cat([x_r.reshape(n, -1), p], 1)
+                s = s + z @ self.w_cat + self.b1
+        if self.gate or self.linear:
+            proj = flat @ self._agnostic_matrix()
+            if self.gate:
+                g = torch.sigmoid(proj[:, :self.k] + self.b_g)
+                s = s + (g * proj[:, self.k:2 * self.k]).sum(-1) + self.b2
+            if self.linear:
+                s = s + proj[:, -1] + self.b3
+        if return_attention:
+            return s, a_r
+        return s
+
+    @torch.no_grad()
+    def mean_attention(self, scores: torch.Tensor, cat: torch.Tensor, num: torch.Tensor,
+                       batch_size: int = 65536) -> torch.Tensor:
+        """A_r averaged over the given rows (K, K); row i is how objective i attends."""
+        if not (self.relation_aware and self.self_attention):
+            raise ValueError("mean_attention needs relation_aware and self_attention on")
+        total = torch.zeros(self.k, self.k, dtype=torch.float64, device=scores.device)
+        for start in range(0, scores.shape[0], batch_size):
+            x = self.embed(scores[start:start + batch_size])
+            total += self.relation_attention(x)[1].sum(0).to(torch.float64)
+        return (total / scores.shape[0]).to(torch.float32)
