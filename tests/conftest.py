@@ -1,0 +1,46 @@
+"""Shared fixtures. Synthetic datasets are generated once per session into a temp cache."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keep generated data and W&B files out of the user's home folder."""
+    root = tmp_path_factory.mktemp("paretune-cache")
+    old = {k: os.environ.get(k) for k in ("PARETUNE_CACHE", "WANDB_MODE", "WANDB_SILENT")}
+    os.environ["PARETUNE_CACHE"] = str(root)
+    os.environ["WANDB_MODE"] = "offline"
+    os.environ["WANDB_SILENT"] = "true"
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield root
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+OBJECTIVES = ["click", "long_view", "like", "follow", "buy"]
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """A 40k-row synthetic dataset with 5 objectives (folder path)."""
+    from trainables.data.synthetic import generate
+    out = tmp_path_factory.mktemp("small-ds")
+    generate(out, rows=40_000, objectives=OBJECTIVES, seed=1, progress=False)
+    return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip gpu-marked tests cleanly when no CUDA device is present."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
