@@ -19,7 +19,7 @@ import copy
 
 OPTIM_DEFAULTS = {
     "optimizer": "adam",          # adam | adamw | sgd
-    "lr": 1e-3,
+    "lr": 1e-2,                   # Adam; the paper's 1e-4 is for 500 epochs of SGD
     "weight_decay": 0.0,
     "batch_size": 10240,          # HarmonRank sec. 5.1
     "epochs": 5,
@@ -44,13 +44,16 @@ SPACE_ONLY = {"name", "search", "scheduler", "resources", "tracking"}
 SECTIONS = {"data", "model", "loss", "weighting", "optim", "run"}
 
 
-def _strict(section: str, given: dict, defaults: dict) -> dict:
+def _strict(section: str, given: dict, defaults: dict, selector: str | None = None) -> dict:
+    """``defaults`` overridden by ``given``; unknown keys are an error listing the allowed
+    ones (``selector``, e.g. model.family, is allowed too and handled by the caller)."""
     if not isinstance(given, dict):
         raise ValueError(f"config section {section!r} must be a mapping, got {given!r}")
     unknown = sorted(set(given) - set(defaults))
     if unknown:
+        allowed = sorted(defaults) + ([selector] if selector else [])
         raise ValueError(f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-                         f"allowed in {section}: {', '.join(sorted(defaults))}")
+                         f"allowed in {section}: {', '.join(allowed)}")
     return {**defaults, **given}
 
 
@@ -76,15 +79,16 @@ def resolve_config(config: dict) -> dict:
 
     model = dict(cfg.get("model") or {})
     family = model.pop("family", "harmonrank")
-    out["model"] = {"family": family, **_strict("model", model, model_params(family))}
+    out["model"] = {"family": family, **_strict("model", model, model_params(family), "family")}
 
     loss = dict(cfg.get("loss") or {})
     kind = loss.pop("kind", "rank_auc")
-    out["loss"] = {"kind": kind, **_strict("loss", loss, loss_params(kind))}
+    out["loss"] = {"kind": kind, **_strict("loss", loss, loss_params(kind), "kind")}
 
     weighting = dict(cfg.get("weighting") or {})
     wkind = weighting.pop("kind", "static")
-    out["weighting"] = {"kind": wkind, **_strict("weighting", weighting, weighting_params(wkind))}
+    out["weighting"] = {"kind": wkind,
+                        **_strict("weighting", weighting, weighting_params(wkind), "kind")}
 
     out["optim"] = _strict("optim", cfg.get("optim") or {}, OPTIM_DEFAULTS)
     out["run"] = _strict("run", cfg.get("run") or {}, RUN_DEFAULTS)

@@ -44,14 +44,13 @@ class Dataset:
     def rows(self, split: str) -> int:
         return len(self.splits[split]["request_id"])
 
+    numeric_mean: np.ndarray | None = None
+    numeric_std: np.ndarray | None = None
+
     def numeric_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of each numeric feature on the training split (std 0 -> 1)."""
-        ref = self.splits.get("train") or next(iter(self.splits.values()))
-        if not self.numeric:
-            return np.zeros(0, np.float32), np.ones(0, np.float32)
-        x = np.stack([ref[c].astype(np.float64) for c in self.numeric], 1)
-        mean, std = x.mean(0), x.std(0)
-        return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+        """Mean and std of each numeric feature on the training split (std 0 -> 1), so
+        every split is standardized the same way, whichever splits were loaded."""
+        return self.numeric_mean, self.numeric_std
 
     def tensors(self, split: str, device="cpu"):
         from .tensors import TensorSplit
@@ -219,4 +218,20 @@ def load_dataset(path, objectives: list[str] | None = None,
             _fail(file, f"numeric feature columns differ from other splits: {numeric} vs {ds.numeric}")
         ds.numeric = numeric
         ds.splits[split] = cols
+    ds.numeric_mean, ds.numeric_std = _numeric_stats(ds, files)
     return ds
+
+
+def _numeric_stats(ds: Dataset, files: dict[str, Path]):
+    if not ds.numeric:
+        return np.zeros(0, np.float32), np.ones(0, np.float32)
+    if "train" in ds.splits:
+        cols = ds.splits["train"]
+    elif "train" in files:   # not asked for: read just its numeric columns
+        table = pq.read_table(files["train"], columns=ds.numeric)
+        cols = {c: table.column(c).to_numpy() for c in ds.numeric}
+    else:
+        cols = next(iter(ds.splits.values()))
+    x = np.stack([np.asarray(cols[c], dtype=np.float64) for c in ds.numeric], 1)
+    mean, std = x.mean(0), x.std(0)
+    return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)

@@ -252,14 +252,23 @@ def _check(params: dict) -> dict:
         if not isinstance(r, (int, float)) or not (1e-6 <= r <= 0.9):
             raise ValueError(f"data.positive_rates.{o} = {r!r}: must be in [1e-6, 0.9]")
     p["positive_rates"] = {o: float(rates.get(o, KNOWN.get(o, (None, 0.05))[1])) for o in objs}
-    for key, lo in (("rows", 100), ("candidates", 1), ("chunk_rows", 1000)):
+    for key, lo in (("rows", 100), ("candidates", 1), ("chunk_rows", 1000), ("seed", 0)):
         if not isinstance(p[key], int) or p[key] < lo:
             raise ValueError(f"data.{key} must be an integer >= {lo}, got {p[key]!r}")
+    for key in ("users", "items"):  # None: sized from rows; too few cannot be whitened
+        if p[key] is not None and (not isinstance(p[key], int) or p[key] < 10):
+            raise ValueError(f"data.{key} must be an integer >= 10 or null (automatic), "
+                             f"got {p[key]!r}")
     fr = p["split_fractions"]
     if not (isinstance(fr, list) and len(fr) == 3 and all(isinstance(f, (int, float)) and f > 0
                                                           for f in fr)):
         raise ValueError(f"data.split_fractions must be 3 positive numbers (train, valid, test), "
                          f"got {fr!r}")
+    smallest = int(p["rows"] * min(fr) / sum(fr))
+    if p["candidates"] > smallest:
+        raise ValueError(f"data.candidates = {p['candidates']} is more than the smallest split's "
+                         f"{smallest} rows (rows {p['rows']} x split_fractions {fr}); use fewer "
+                         f"candidates or more rows")
     return p
 
 

@@ -49,8 +49,11 @@ def pairwise_square(scores: torch.Tensor, labels: torch.Tensor, *,
     pos = y.sum(0)
     neg = n - pos
     defined = (pos > 0) & (neg > 0)
-    s1, s2 = scores @ y, (scores * scores) @ y                 # positives' sum, sum of squares
-    t1, t2 = scores.sum() - s1, (scores * scores).sum() - s2   # negatives'
+    # The loss only depends on score differences; centering keeps the one-pass variances
+    # below from cancelling catastrophically in float32 when scores sit far from 0.
+    x = scores - scores.detach().mean()
+    s1, s2 = x @ y, (x * x) @ y                       # positives' sum, sum of squares
+    t1, t2 = x.sum() - s1, (x * x).sum() - s2         # negatives'
     mu_p, mu_n = s1 / pos.clamp_min(1), t1 / neg.clamp_min(1)
     var_p = (s2 / pos.clamp_min(1) - mu_p * mu_p).clamp_min(0)
     var_n = (t2 / neg.clamp_min(1) - mu_n * mu_n).clamp_min(0)

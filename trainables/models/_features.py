@@ -42,7 +42,9 @@ class FeatureEncoder(nn.Module):
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         parts = []
         if self.n_cat:
-            parts.append(self.table(cat + self.offsets).reshape(cat.shape[0], -1))
+            # index_select: its backward is several times faster on CPU than nn.Embedding's
+            idx = (cat + self.offsets).reshape(-1)
+            parts.append(self.table.weight.index_select(0, idx).view(cat.shape[0], -1))
         if self.n_num:
             parts.append(num)
         if not parts:
