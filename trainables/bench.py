@@ -140,8 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if present)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-reference", action="store_true", help="skip the reference row")
     a = ap.parse_args(argv)
     if a.objectives < 1 or a.batch_size < 2:

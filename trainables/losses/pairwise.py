@@ -20,7 +20,7 @@ from ._common import as_matrix, finish
 
 
 def pairwise_logistic(scores: torch.Tensor, labels: torch.Tensor, *,
-                      max_pairs: int = 1 << 20) -> torch.Tensor:
+                      max_pairs: int = 1 << 18) -> torch.Tensor:
     """Mean logistic loss over positive-negative pairs, per objective."""
     if max_pairs < 1:
         raise ValueError(f"max_pairs must be >= 1, got {max_pairs}")

@@ -1,0 +1,51 @@
+"""CUDA checks: skipped cleanly without a GPU (see conftest). Run with ``pytest -m gpu``."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainables.losses import LOSSES, get_loss
+from trainables.metrics import auc_per_objective, gauc_per_objective
+from trainables.models import FeatureSpec, build_model
+
+pytestmark = pytest.mark.gpu
+
+
+def test_exact_metrics_on_cuda_equal_cpu():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 50, (20000,), generator=g).float()      # many ties
+    y = (torch.rand(20000, 3, generator=g) < torch.tensor([0.3, 0.05, 0.01])).float()
+    u = torch.randint(0, 300, (20000,), generator=g)
+    torch.testing.assert_close(auc_per_objective(s.cuda(), y.cuda()).cpu(),
+                               auc_per_objective(s, y), rtol=0, atol=1e-12)
+    torch.testing.assert_close(gauc_per_objective(s.cuda(), y.cuda(), u.cuda()).cpu(),
+                               gauc_per_objective(s, y, u), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(set(LOSSES) - {"pairwise_logistic"}))
+def test_losses_on_cuda_equal_cpu(name):
+    """rank_auc needs torchsort's CUDA extension: this fails if it was built CPU-only."""
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(4096, generator=g, dtype=torch.float64)
+    y = (torch.rand(4096, 4, generator=g) < 0.2).double()
+    loss = get_loss(name)
+    torch.testing.assert_close(loss(s.cuda(), y.cuda()).cpu(), loss(s, y), rtol=1e-6, atol=1e-8)
+
+
+def test_harmonrank_on_cuda_equals_cpu():
+    spec = FeatureSpec((("a", 7),), ("x",))
+    torch.manual_seed(0)
+    m = build_model("harmonrank", 5, spec).double()
+    s = torch.rand(1000, 5, dtype=torch.float64)
+    cat = torch.randint(0, 7, (1000, 1))
+    num = torch.randn(1000, 1, dtype=torch.float64)
+    out = m(s, cat, num)
+    torch.testing.assert_close(m.cuda()(s.cuda(), cat.cuda(), num.cuda()).cpu(), out)
+
+
+def test_loop_trains_on_cuda(small_dataset):
+    from trainables.loop import train_loop_per_worker
+    hist = train_loop_per_worker({"data": {"path": str(small_dataset)},
+                                  "optim": {"epochs": 2, "batch_size": 4096},
+                                  "run": {"device": "cuda", "verbose": False}})
+    assert len(hist) == 2 and hist[-1]["auc_sum"] / 5 > 0.55
