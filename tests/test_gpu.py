@@ -49,3 +49,20 @@ def test_loop_trains_on_cuda(small_dataset):
                                   "optim": {"epochs": 2, "batch_size": 4096},
                                   "run": {"device": "cuda", "verbose": False}})
     assert len(hist) == 2 and hist[-1]["auc_sum"] / 5 > 0.55
+
+
+@pytest.mark.parametrize("where", ["auto", "input", "cpu"])
+def test_rank_auc_soft_rank_placement_gives_the_same_loss_and_gradient(where):
+    g = torch.Generator().manual_seed(2)
+    s_cpu = torch.randn(5000, generator=g, dtype=torch.float64)
+    y_cpu = (torch.rand(5000, 3, generator=g) < 0.1).double()
+    loss = get_loss("rank_auc")
+    s_gpu = s_cpu.cuda().requires_grad_()
+    a = loss(s_gpu, y_cpu.cuda(), soft_rank_device=where)
+    grad_gpu, = torch.autograd.grad(a.sum(), s_gpu)
+    s_ref = s_cpu.clone().requires_grad_()
+    b = loss(s_ref, y_cpu)
+    grad_ref, = torch.autograd.grad(b.sum(), s_ref)
+    assert a.device.type == "cuda" and grad_gpu.device.type == "cuda"
+    torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grad_gpu.cpu(), grad_ref, rtol=1e-7, atol=1e-10)

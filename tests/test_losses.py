@@ -111,6 +111,8 @@ def test_rank_auc_rejects_bad_params():
         get_loss("rank_auc")(s, y, regularization_strength=0.0)
     with pytest.raises(ValueError, match="regularization"):
         get_loss("rank_auc")(s, y, regularization="l1")
+    with pytest.raises(ValueError, match="soft_rank_device must be one of"):
+        get_loss("rank_auc")(s, y, soft_rank_device="gpu")
 
 
 # --------------------------------------------------------------------------- pairwise
@@ -269,9 +271,10 @@ def test_every_registered_loss_resolves():
 
 def test_resolve_loss_params():
     assert resolve_loss_params("rank_auc", None) == {"regularization_strength": 1.0,
-                                                      "regularization": "l2"}
+                                                      "regularization": "l2",
+                                                      "soft_rank_device": "auto"}
     assert resolve_loss_params("rank_auc", {"regularization_strength": 0.1}) == \
-        {"regularization_strength": 0.1, "regularization": "l2"}
+        {"regularization_strength": 0.1, "regularization": "l2", "soft_rank_device": "auto"}
     assert resolve_loss_params("label_aggregation", {}) == {}
     with pytest.raises(ValueError, match="bogus") as e:
         resolve_loss_params("rank_auc", {"bogus": 1})

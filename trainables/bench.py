@@ -26,6 +26,7 @@ import sys
 import time
 
 import torch
+import yaml
 
 from .losses import LOSSES, get_loss
 from .models import MODELS, FeatureSpec, build_model
@@ -66,7 +67,8 @@ def _best_rate(run_block, steps: int, batch: int, repeats: int, device) -> float
 
 
 def measure(model_name: str, loss_name: str, k: int, batch: int, device, steps: int = 20,
-            warmup: int = 5, repeats: int = 3, lr: float = 1e-3) -> float:
+            warmup: int = 5, repeats: int = 3, lr: float = 1e-3,
+            loss_params: dict | None = None) -> float:
     """Best samples/s of the loop's training step for one configuration."""
     from .loop import make_optimizer, make_step
     from .config import OPTIM_DEFAULTS
@@ -76,7 +78,9 @@ def measure(model_name: str, loss_name: str, k: int, batch: int, device, steps: 
     model = build_model(model_name, k, FEATURES).to(device)
     opt = make_optimizer(model.parameters(), {**OPTIM_DEFAULTS, "lr": lr})
     weighting = build_weighting("static", [f"o{i}" for i in range(k)])
-    step = make_step(model, get_loss(loss_name), {}, weighting, opt)
+    from .losses import resolve_loss_params
+    hp = resolve_loss_params(loss_name, loss_params or {})
+    step = make_step(model, get_loss(loss_name), hp, weighting, opt)
     gen = torch.Generator(device=device).manual_seed(0)
 
     def block(count):
@@ -112,19 +116,26 @@ def measure_reference(k: int, batch: int, device, steps: int = 20, warmup: int =
     return _best_rate(block, steps, batch, repeats, device)
 
 
-def soft_rank_seconds(batch: int, device, reps: int = 20) -> float:
-    """Seconds of one soft_rank forward + backward on a (1, batch) tensor."""
+def soft_rank_seconds(batch: int, device, placement: str = "auto", reps: int = 20) -> float:
+    """Seconds of one soft_rank forward + backward on a (1, batch) tensor of ``device``,
+    run where rank_auc's ``soft_rank_device`` = ``placement`` runs it (copies included)."""
     import torchsort
     x = torch.randn(1, batch, device=device, requires_grad=True)
     g = torch.randn(1, batch, device=device)
+    to_cpu = placement == "cpu" or (placement == "auto" and device.type == "cuda")
+
+    def once():
+        r = torchsort.soft_rank(x.cpu() if to_cpu else x).to(device)
+        (r * g).sum().backward()
+
     for _ in range(3):
-        (torchsort.soft_rank(x) * g).sum().backward()
+        once()
     best = float("inf")
     for _ in range(3):
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(reps):
-            (torchsort.soft_rank(x) * g).sum().backward()
+            once()
         _sync(device)
         best = min(best, (time.perf_counter() - t0) / reps)
     return best
@@ -143,7 +154,22 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-reference", action="store_true", help="skip the reference row")
+    ap.add_argument("--loss-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a loss hyper-parameter, e.g. soft_rank_device=input (repeatable; "
+                         "applied to the losses that have it)")
     a = ap.parse_args(argv)
+    loss_params = {}
+    for item in a.loss_param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--loss-param {item!r}: expected KEY=VALUE")
+        loss_params[key] = yaml.safe_load(value)
+    from .losses import loss_params as params_of
+    chosen = [a.loss] if a.loss else list(LOSSES)
+    for key in loss_params:
+        if not any(key in params_of(name) for name in chosen):
+            ap.error(f"--loss-param {key}: no selected loss has this parameter "
+                     f"({', '.join(chosen)})")
     if a.objectives < 1 or a.batch_size < 2:
         ap.error("--objectives must be >= 1 and --batch-size >= 2")
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -163,12 +189,16 @@ def main(argv=None) -> int:
     if not a.no_reference:
         ref = measure_reference(a.objectives, a.batch_size, device, **kw)
         print(f"{'reference (literal HarmonRank, rank_auc)':44s} {ref:>14,.0f} samples/s   1.00x")
-    sr = soft_rank_seconds(a.batch_size, device)
+    sr = soft_rank_seconds(a.batch_size, device, loss_params.get("soft_rank_device", "auto"))
     print(f"{'model':12s} {'loss':19s} {'samples/s':>25s} {'vs ref':>7s} {'soft-rank share':>16s}")
     rows = []
     for m in models:
         for lname in losses:
-            rate = measure(m, lname, a.objectives, a.batch_size, device, **kw)
+            hp = {k: v for k, v in loss_params.items() if k in params_of(lname)}
+            try:
+                rate = measure(m, lname, a.objectives, a.batch_size, device, loss_params=hp, **kw)
+            except ValueError as e:
+                ap.error(str(e))
             ratio = f"{rate / ref:6.2f}x" if ref else "      -"
             share = f"{sr / (a.batch_size / rate):15.1%}" if lname == "rank_auc" else \
                 f"{'-':>15s}"
