@@ -30,12 +30,15 @@ if [[ ! -x "$venv/bin/python" ]]; then
     "$py" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+# Some machines' pip config lists local index folders that do not exist; pip warns about
+# each one per package. Drop just those lines so real errors stay visible.
+quiet_pip() { "${pip[@]}" "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2); }
 
 torch_pin=$(sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' "$root/pyproject.toml" | head -n1)
 torchsort_pin=$(sed -n 's/^ *"\(torchsort==[^"]*\)".*/\1/p' "$root/pyproject.toml" | head -n1)
 
 say "installing $torch_pin and build tools"
-"${pip[@]}" install "$torch_pin" "setuptools>=64" wheel
+quiet_pip install "$torch_pin" "setuptools>=64" wheel
 
 if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
     gpu=0
@@ -48,7 +51,7 @@ if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
         fi
         export CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}"
         say "building $torchsort_pin with CUDA kernels (arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME=$CUDA_HOME)"
-        "${pip[@]}" install --no-build-isolation --no-binary torchsort "$torchsort_pin"
+        quiet_pip install --no-build-isolation --no-binary torchsort "$torchsort_pin"
     else
         # Hide nvcc: drop every PATH entry that holds it, and any CUDA_HOME.
         clean_path=""
@@ -59,8 +62,8 @@ if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
         why="no NVIDIA GPU found"
         [[ $gpu == 1 ]] && why="GPU found but no nvcc or no CUDA build of torch"
         say "building $torchsort_pin for CPU only ($why)"
-        env -u CUDA_HOME -u CUDA_PATH PATH="$venv/bin:$clean_path" \
-            "${pip[@]}" install --no-build-isolation --no-binary torchsort "$torchsort_pin"
+        (unset CUDA_HOME CUDA_PATH; export PATH="$venv/bin:$clean_path"
+         quiet_pip install --no-build-isolation --no-binary torchsort "$torchsort_pin")
     fi
 fi
 
@@ -69,7 +72,7 @@ say "installing paretune${extra} (editable) and its dependencies"
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
 echo "$torch_pin" >"$constraints"
-"${pip[@]}" install -c "$constraints" -e "$root$extra"
+quiet_pip install -c "$constraints" -e "$root$extra"
 
 "$venv/bin/python" - <<'PY'
 import torch, torchsort
