@@ -20,7 +20,6 @@ A NaN/inf loss raises :class:`TrainingDiverged` naming the step and the objectiv
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import tempfile
@@ -293,13 +292,3 @@ def load_model(checkpoint_dir, device="cpu"):
     model = build_model(cfg["model"]["family"], len(payload["objectives"]), features, model_cfg)
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), payload
-
-
-if __name__ == "__main__":  # pragma: no cover - convenience: python -m trainables.loop cfg.yaml
-    import yaml
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m trainables.loop CONFIG.yaml")
-    with open(sys.argv[1]) as fh:
-        hist = train_loop_per_worker(yaml.safe_load(fh))
-    print(f"final auc_sum {hist[-1]['auc_sum']:.4f}" if hist and math.isfinite(
-        hist[-1]["auc_sum"]) else "no epochs run")
