@@ -1,0 +1,84 @@
+"""Pareto frontier and hypervolume of per-objective AUCs (DESIGN.md sections 6 and 10).
+
+Directions are normalized once, here: every private function minimizes, the public
+wrappers flip maximized objectives (AUCs) before calling them. pymoo does the work
+(non-dominated sorting, the HV indicator); the wrappers handle empty, 1-d and non-finite
+input and the reference point.
+
+    pareto_front(F, maximize=True) -> indices of the non-dominated rows of F (n, m);
+        duplicates of a non-dominated row are all kept; rows with NaN/inf never are.
+    hypervolume(F, ref, maximize=True) -> the volume dominated by F and bounded by ref;
+        rows that do not strictly beat ref in every objective add nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_matrix(F) -> np.ndarray:
+    F = np.asarray(F, dtype=np.float64)
+    if F.ndim == 1:
+        F = F[:, None]          # one objective: n rows of one value
+    if F.ndim != 2:
+        raise ValueError(f"F must be (n, m), got shape {F.shape}")
+    return F
+
+
+def _minimized(F: np.ndarray, maximize) -> np.ndarray:
+    sign = np.where(np.broadcast_to(np.asarray(maximize, dtype=bool), (F.shape[1],)), -1.0, 1.0)
+    return F * sign
+
+
+def _non_dominated(G: np.ndarray) -> np.ndarray:
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+    if len(G) == 1:
+        return np.zeros(1, dtype=int)
+    return np.sort(np.asarray(NonDominatedSorting().do(G, only_non_dominated_front=True),
+                              dtype=int))
+
+
+def pareto_front(F, maximize=True) -> np.ndarray:
+    """Indices (ascending) of the non-dominated rows of ``F``."""
+    F = _as_matrix(F)
+    finite = np.flatnonzero(np.isfinite(F).all(axis=1))
+    if finite.size == 0:
+        return np.zeros(0, dtype=int)
+    return finite[_non_dominated(_minimized(F[finite], maximize))]
+
+
+def _hv_min(G: np.ndarray, ref: np.ndarray) -> float:
+    from pymoo.indicators.hv import HV
+    G = G[(G < ref).all(axis=1)]
+    if len(G) == 0:
+        return 0.0
+    return float(HV(ref_point=ref)(G))
+
+
+def hypervolume(F, ref, maximize=True) -> float:
+    """Dominated hypervolume of ``F`` relative to the reference point ``ref``."""
+    F = _as_matrix(F)
+    ref = np.asarray(ref, dtype=np.float64).reshape(-1)
+    if ref.shape[0] != F.shape[1]:
+        raise ValueError(f"ref has {ref.shape[0]} values for {F.shape[1]} objectives")
+    if not np.isfinite(ref).all():
+        raise ValueError(f"ref must be finite, got {ref.tolist()}")
+    F = F[np.isfinite(F).all(axis=1)]
+    if len(F) == 0:
+        return 0.0
+    return _hv_min(_minimized(F, maximize), _minimized(ref[None, :], maximize)[0])
+
+
+def worst_point(F, maximize=True) -> np.ndarray:
+    """The default reference point: the worst finite value of each objective."""
+    F = _as_matrix(F)
+    F = F[np.isfinite(F).all(axis=1)]
+    if len(F) == 0:
+        raise ValueError("no finite rows to take a reference point from")
+    G = _minimized(F, maximize)
+    return _minimized(G.max(axis=0)[None, :], maximize)[0]
+
+
+def hypervolume_curve(F, ref, maximize=True) -> np.ndarray:
+    """Hypervolume of the first i rows, for i = 1..n (rows in the order trials finished)."""
+    F = _as_matrix(F)
+    return np.array([hypervolume(F[:i], ref, maximize) for i in range(1, len(F) + 1)])

@@ -1,0 +1,78 @@
+"""Pareto front and hypervolume against brute force (independent of pymoo)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from analysis.frontier import hypervolume, hypervolume_curve, pareto_front, worst_point
+
+
+def _dominates(a, b):   # maximization
+    return np.all(a >= b) and np.any(a > b)
+
+
+def _brute_front(F):
+    keep = []
+    for i, a in enumerate(F):
+        if not np.isfinite(a).all():
+            continue
+        if not any(_dominates(b, a) for j, b in enumerate(F) if j != i and np.isfinite(b).all()):
+            keep.append(i)
+    return np.array(keep, dtype=int)
+
+
+def _brute_hv(F, ref):
+    """Exact HV (maximization) by inclusion over the grid of distinct coordinates."""
+    F = np.array([f for f in F if np.isfinite(f).all() and np.all(f > ref)])
+    if len(F) == 0:
+        return 0.0
+    m = F.shape[1]
+    axes = [np.unique(np.concatenate([[ref[k]], F[:, k]])) for k in range(m)]
+    total = 0.0
+    for cell in itertools.product(*[range(len(a) - 1) for a in axes]):
+        lo = np.array([axes[k][c] for k, c in enumerate(cell)])
+        hi = np.array([axes[k][c + 1] for k, c in enumerate(cell)])
+        if any(np.all(f >= hi) for f in F):
+            total += float(np.prod(hi - lo))
+    return total
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("m", [2, 3])
+def test_front_and_hypervolume_equal_brute_force(seed, m):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 25))
+    F = np.round(rng.uniform(0.5, 0.9, (n, m)), 2)     # rounding makes ties and duplicates
+    if n > 3:
+        F[1] = F[0]                                    # an exact duplicate
+        F[2, 0] = np.nan                               # a failed trial
+    np.testing.assert_array_equal(pareto_front(F), _brute_front(F))
+    ref = np.full(m, 0.5)
+    assert hypervolume(F, ref) == pytest.approx(_brute_hv(F, ref), abs=1e-12)
+
+
+def test_duplicates_of_a_front_point_are_all_kept():
+    F = np.array([[0.9, 0.6], [0.9, 0.6], [0.7, 0.8], [0.6, 0.6]])
+    np.testing.assert_array_equal(pareto_front(F), [0, 1, 2])
+
+
+def test_minimization_and_mixed_directions():
+    F = np.array([[1.0, 5.0], [2.0, 2.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(pareto_front(F, maximize=False), [0, 1])
+    np.testing.assert_array_equal(pareto_front(F, maximize=[False, True]), [0])
+    # boxes [1,4]x[5,6] (3) and [2,4]x[2,6] (8) overlap in [2,4]x[5,6] (2)
+    assert hypervolume(F, [4.0, 6.0], maximize=False) == pytest.approx(3 + 8 - 2)
+
+
+def test_edge_cases():
+    assert pareto_front(np.zeros((0, 2))).size == 0
+    assert pareto_front(np.array([[np.nan, 1.0]])).size == 0
+    np.testing.assert_array_equal(pareto_front([0.3, 0.9, 0.9]), [1, 2])   # 1-d input
+    assert hypervolume([[0.4, 0.4]], [0.5, 0.5]) == 0.0                    # behind ref
+    with pytest.raises(ValueError, match="2 objectives"):
+        hypervolume([[0.6, 0.6]], [0.5])
+    np.testing.assert_allclose(worst_point([[0.6, 0.9], [0.8, 0.7]]), [0.6, 0.7])
+    curve = hypervolume_curve([[0.6, 0.6], [0.7, 0.55], [0.65, 0.65]], [0.5, 0.5])
+    assert np.all(np.diff(curve) >= 0) and curve[0] == pytest.approx(0.01)
