@@ -1,9 +1,17 @@
 # Two entry points; both install into .venv first (idempotent: only what is missing).
 PY := .venv/bin/python
+EXP := experiments/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: quickstart test bench install install-dev
+.PHONY: quickstart train test bench install install-dev
 
+# The product's day on one machine: search -> frontier (+ plots, W&B) -> a fair pick.
 quickstart: install
+	$(PY) -m search run spaces/quickstart.yaml --storage experiments --name $(notdir $(EXP))
+	$(PY) -m analysis frontier $(EXP)
+	$(PY) -m analysis pick $(EXP) --rule fair
+
+# HarmonRank vs MBCE with the training loop alone (no Ray).
+train: install
 	$(PY) -m trainables.train
 
 test: install-dev

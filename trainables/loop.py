@@ -44,13 +44,16 @@ class TrainingDiverged(RuntimeError):
 
 
 def _ray_train_context():
-    """The Ray Train context when running inside a Train worker, else None."""
+    """The Ray Train context when running inside a Train worker, else None.
+
+    Outside Train, ray.train.get_context() raises (RuntimeError on a driver; inside a Tune
+    function trainable, Ray 2.60 raises DeprecationWarning): any exception means no."""
     if "ray" not in sys.modules:
         return None
     try:
         import ray.train
         return ray.train.get_context()
-    except (RuntimeError, ImportError, AttributeError):
+    except Exception:
         return None
 
 
@@ -160,7 +163,8 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
     """Train one config; returns the per-epoch metrics (also reported as they come)."""
     cfg = resolve_config(config)
     run, o = cfg["run"], cfg["optim"]
-    ray_ctx = _ray_train_context()
+    # a caller that brings its own reporter (e.g. a Tune trial) is not a Train worker
+    ray_ctx = _ray_train_context() if report is None else None
     rank, world = (ray_ctx.get_world_rank(), ray_ctx.get_world_size()) if ray_ctx else (0, 1)
     device = _device(run, ray_ctx)
     if run["threads"]:

@@ -1,0 +1,186 @@
+"""python -m analysis frontier EXPERIMENT [--use final|best] [--baseline TRIAL | --ref A,B,..]
+python -m analysis pick EXPERIMENT --rule fair|knee|constraint|weights|ideal [...]
+python -m analysis rerun EXPERIMENT --point TRIAL_ID|RULE --seeds N [--epochs E]
+
+Works on the experiment folder alone (no Ray running) except rerun, which trains.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def _load(experiment):
+    from .results import auc_matrix, experiment_meta, load_results
+    df = load_results(experiment)
+    objectives = df.attrs["objectives"]
+    if not len(df):
+        raise ValueError(f"{experiment}: no trials recorded yet")
+    return df, objectives, experiment_meta(experiment), auc_matrix
+
+
+def _trial_row(df, trial_id: str) -> int:
+    hits = np.flatnonzero(df["trial_id"].astype(str).str.endswith(str(trial_id)))
+    if len(hits) != 1:
+        raise ValueError(f"trial {trial_id!r} {'matches several trials' if len(hits) else 'not found'}"
+                         f"; trials: {', '.join(df['trial_id'].astype(str))}")
+    return int(hits[0])
+
+
+def _parse_map(text: str, objectives, what: str) -> dict:
+    out = {}
+    for part in filter(None, (text or "").split(",")):
+        k, sep, v = part.partition("=")
+        if not sep:
+            raise ValueError(f"{what}: {part!r} is not objective=value")
+        if k not in objectives:
+            raise ValueError(f"{what}: unknown objective {k!r}; objectives: {', '.join(objectives)}")
+        out[k] = float(v)
+    return out
+
+
+def cmd_frontier(a) -> int:
+    from .frontier import hypervolume_curve
+    from .plots import plot_hypervolume, plot_parallel, plot_tradeoffs
+    from .summary import print_summary
+    df, objectives, meta, auc_matrix = _load(a.experiment)
+    exp = Path(a.experiment)
+    F = auc_matrix(df, objectives, a.use)
+    ref, ref_label = None, "worst value per objective"
+    if a.baseline:
+        i = _trial_row(df, a.baseline)
+        ref, ref_label = F[i], f"baseline trial {df['trial_id'][i]}"
+        if not np.isfinite(ref).all():
+            raise ValueError(f"baseline trial {a.baseline} did not finish")
+    elif a.ref:
+        ref = np.array([float(v) for v in a.ref.split(",")])
+        ref_label = "given point"
+    info = print_summary(df, objectives, exp, which=a.use, ref=ref, ref_label=ref_label)
+    out = exp / "analysis"
+    out.mkdir(exist_ok=True)
+    front = info["front"]
+    df.assign(on_frontier=[i in set(front) for i in range(len(df))]).to_csv(
+        out / "results.csv", index=False)
+    df.to_parquet(out / "results.parquet", index=False) if _has_pyarrow() else None
+    df.iloc[front].to_csv(out / "frontier.csv", index=False)
+    pngs = []
+    if len(front):
+        labels = df["trial_id"].astype(str).tolist()
+        groups = df["group"].astype(str).tolist()
+        pngs.append(plot_tradeoffs(F, objectives, groups, front, out / "tradeoffs.png",
+                                   labels=labels, title=exp.name))
+        pngs.append(plot_parallel(F, objectives, front, out / "parallel.png", labels=labels,
+                                  groups=groups))
+        order = np.argsort(df["finished_at"].to_numpy(dtype=float), kind="stable")
+        curve = hypervolume_curve(F[order], info["ref"])
+        pngs.append(plot_hypervolume(curve, out / "hypervolume.png", title=exp.name))
+    print(f"  plots: {', '.join(str(p) for p in pngs) or 'none (no finished trial)'}")
+    print(f"  tables: {out / 'results.csv'}, {out / 'frontier.csv'}")
+    wb = (meta.get("tracking") or {}).get("wandb") or {}
+    mode = a.wandb or wb.get("mode", "offline")
+    if len(front) and mode != "disabled":
+        from .wandb_log import log_frontier
+        folder = log_frontier(exp, df, objectives, front, info["hypervolume"], pngs,
+                              project=wb.get("project", "paretune"), mode=mode,
+                              entity=wb.get("entity"), group=wb.get("group"))
+        print(f"  W&B frontier run ({mode}): {folder}" +
+              ("  (upload with: wandb sync " + str(folder) + ")" if mode == "offline" else ""))
+    return 0
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _pick(df, objectives, auc_matrix, a):
+    from .pick import select
+    F = auc_matrix(df, objectives, a.use)
+    params = {}
+    if a.rule == "fair" and a.baseline:
+        params["baseline"] = _trial_row(df, a.baseline)
+    if a.rule == "constraint":
+        params["floors"] = _parse_map(a.floors, objectives, "--floors")
+    if a.rule == "weights":
+        params["weights"] = _parse_map(a.weights, objectives, "--weights")
+    return select(F, objectives, a.rule, labels=df["trial_id"].astype(str).tolist(), **params)
+
+
+def cmd_pick(a) -> int:
+    from .results import trial_config
+    df, objectives, _, auc_matrix = _load(a.experiment)
+    sel = _pick(df, objectives, auc_matrix, a)
+    row = df.iloc[sel.index]
+    cfg = trial_config(row["dir"])
+    print(f"picked {row['trial_id']} ({row['group']}) by rule {sel.rule}: {sel.reason}")
+    print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
+    out = Path(a.experiment) / "analysis"
+    out.mkdir(exist_ok=True)
+    (out / f"pick-{sel.rule}.yaml").write_text(
+        f"# trial {row['trial_id']}, rule {sel.rule}: {sel.reason}\n" +
+        yaml.safe_dump(cfg, sort_keys=False))
+    print(f"saved: {out / f'pick-{sel.rule}.yaml'}")
+    return 0
+
+
+def cmd_rerun(a) -> int:
+    from .pick import SELECTORS
+    from .rerun import format_summary, rerun_config
+    df, objectives, _, auc_matrix = _load(a.experiment)
+    if a.point in SELECTORS:
+        a.rule = a.point
+        i = _pick(df, objectives, auc_matrix, a).index
+    else:
+        i = _trial_row(df, a.point)
+    summary = rerun_config(a.experiment, df["dir"][i], a.seeds, a.epochs, num_cpus=a.num_cpus)
+    print(format_summary(summary))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis",
+                                 description="Frontier, pick and rerun for a paretune experiment.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def common(p):
+        p.add_argument("experiment", help="the experiment folder")
+        p.add_argument("--use", choices=["final", "best"], default="final",
+                       help="each trial's last-epoch AUCs (default) or its best epoch's")
+        p.add_argument("--baseline", help="a trial id: reference point for hypervolume / fair")
+
+    f = sub.add_parser("frontier", help="non-dominated trials, hypervolume, plots, tables")
+    common(f)
+    f.add_argument("--ref", help="reference point, comma-separated AUCs in objective order")
+    f.add_argument("--wandb", choices=["offline", "online", "disabled"],
+                   help="log the frontier to W&B (default: the experiment's tracking mode)")
+    p = sub.add_parser("pick", help="choose one frontier trial by a rule, with the reason")
+    common(p)
+    p.add_argument("--rule", required=True,
+                   choices=["fair", "knee", "constraint", "weights", "ideal"])
+    p.add_argument("--floors", help="constraint: e.g. buy=0.85,follow=0.80")
+    p.add_argument("--weights", help="weights: e.g. buy=0.5,follow=0.3,long_view=0.2")
+    r = sub.add_parser("rerun", help="retrain a chosen trial with several seeds")
+    common(r)
+    r.add_argument("--point", required=True, help="a trial id, or a rule name (fair, knee...)")
+    r.add_argument("--seeds", type=int, default=3)
+    r.add_argument("--epochs", type=int, help="train longer than the search did")
+    r.add_argument("--floors")
+    r.add_argument("--weights")
+    r.add_argument("--num-cpus", type=int)
+    a = ap.parse_args(argv)
+    try:
+        return {"frontier": cmd_frontier, "pick": cmd_pick, "rerun": cmd_rerun}[a.cmd](a)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

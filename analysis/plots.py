@@ -1,0 +1,170 @@
+"""PNG plots of a search's per-objective AUCs (DESIGN.md section 6, analysis.plots).
+
+    plot_tradeoffs(F, objectives, groups, front, path)  one panel per pair of objectives, like
+        HarmonRank Fig. 3: trials coloured by group (method), one line per group through its
+        2-D non-dominated points, the global frontier circled
+    plot_parallel(F, objectives, front, path)           parallel coordinates of the frontier
+    plot_hypervolume(values, path, series=...)          hypervolume over trials (or time)
+
+``F`` is (n, m) AUCs to maximize, NaN rows are failed trials (not drawn); ``front`` holds row
+indices (None: ``pareto_front(F)``). Figures are built on matplotlib's Agg canvas directly,
+never through pyplot: no window opens and no figure is left registered.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.frontier import _as_matrix, pareto_front
+
+
+def _figure(width, height) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _colours(names) -> dict:
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {g: cmap(i % cmap.N) for i, g in enumerate(names)}
+
+
+def _inputs(F, front):
+    F = _as_matrix(F)
+    ok = np.isfinite(F).all(axis=1)
+    front = pareto_front(F) if front is None else np.asarray(front, dtype=int).reshape(-1)
+    return F, ok, front[ok[front]]
+
+
+def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None) -> Figure:
+    F, ok, front = _inputs(F, front)
+    n, m = F.shape
+    groups = np.array(["trials"] * n if groups is None else [str(g) for g in groups])
+    names = list(dict.fromkeys(groups[ok]))            # in order of first appearance
+    colour = _colours(names)
+    pairs = list(itertools.combinations(range(m), 2)) or [(None, 0)]   # m = 1: AUC vs row
+    ncols = math.ceil(math.sqrt(len(pairs)))
+    nrows = math.ceil(len(pairs) / ncols)
+    fig = _figure(max(4.8, 3.6 * ncols), 3.2 * nrows + 0.6)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (a, b) in zip(axes, pairs):
+        x, y = (np.arange(n, dtype=float) if a is None else F[:, a]), F[:, b]
+        for g in names:
+            rows = np.flatnonzero(ok & (groups == g))
+            ax.scatter(x[rows], y[rows], s=12, color=colour[g], alpha=0.6, label=g)
+            if a is not None:                          # the group's own 2-D trade-off curve
+                best = rows[pareto_front(F[rows][:, [a, b]])]
+                best = best[np.argsort(x[best], kind="stable")]
+                ax.plot(x[best], y[best], color=colour[g], lw=1.3)
+        ax.scatter(x[front], y[front], s=55, facecolors="none", edgecolors="black", lw=1.1,
+                   label="Pareto frontier (all objectives)")
+        if labels is not None and len(front) <= 20:
+            for i in front:
+                ax.annotate(str(labels[i]), (x[i], y[i]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.set_xlabel("trial (row)" if a is None else f"AUC {objectives[a]}")
+        ax.set_ylabel(f"AUC {objectives[b]}")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    handles, texts = axes[0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="outside lower center", ncols=min(len(texts), 2 * ncols),
+               fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_tradeoffs(F, objectives, groups, front, path, labels=None, title=None) -> Path:
+    """Pairwise trade-off panels (m(m-1)/2 of them; one AUC-vs-row panel when m = 1)."""
+    return _save(_tradeoffs_figure(F, objectives, groups, front, labels, title), path)
+
+
+def _parallel_figure(F, objectives, front, labels=None, groups=None) -> Figure:
+    F, ok, front = _inputs(F, front)
+    m = F.shape[1]
+    fig = _figure(max(4.0, 1.5 * m + 2.0), 4.2)
+    ax = fig.add_subplot()
+    xs = np.arange(m)
+    ax.set_xticks(xs, list(objectives))
+    ax.set_yticks([])
+    ax.set_xlim(-0.4, m - 0.6)
+    ax.set_ylim(-0.15, 1.15)
+    ax.set_title(f"Pareto frontier: {len(front)} trials (AUC range at each axis' ends)",
+                 fontsize=10)
+    if len(front) == 0:
+        ax.text(0.5, 0.5, "no finite trials", transform=ax.transAxes, ha="center")
+        return fig
+    P = F[front]
+    lo, span = P.min(axis=0), np.ptp(P, axis=0)
+    U = np.where(span > 0, (P - lo) / np.where(span > 0, span, 1.0), 0.5)
+    for k in xs:
+        ax.axvline(k, color="0.5", lw=0.8, zorder=0)
+        ax.text(k, -0.04, f"{lo[k]:.4f}", ha="center", va="top", fontsize=8)
+        ax.text(k, 1.04, f"{lo[k] + span[k]:.4f}", ha="center", va="bottom", fontsize=8)
+    if groups is not None:      # colours in the same order as plot_tradeoffs'
+        key = [str(groups[i]) for i in front]
+        colour = _colours(list(dict.fromkeys(str(groups[i]) for i in np.flatnonzero(ok))))
+    else:
+        key = [str(labels[i]) if labels is not None else f"row {i}" for i in front]
+        colour = _colours(key)
+    for k, u in zip(key, U):
+        ax.plot(xs, u, marker="o", ms=3, lw=1.2, alpha=0.8, color=colour[k], label=k)
+    if groups is not None or len(front) <= 12:
+        handles, texts = ax.get_legend_handles_labels()
+        unique = dict(zip(texts, handles))             # one entry per group
+        fig.legend(unique.values(), unique.keys(), loc="outside right upper", fontsize=8)
+    return fig
+
+
+def plot_parallel(F, objectives, front, path, labels=None, groups=None) -> Path:
+    """Parallel coordinates of the frontier rows, each axis min-max normalized over them."""
+    return _save(_parallel_figure(F, objectives, front, labels, groups), path)
+
+
+def _curve(v):
+    """A sequence of hypervolumes (x = 1..n) or an (n, 2) array of (x, hypervolume) rows."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.ndim == 2 and v.shape[1] == 2:
+        return v[:, 0], v[:, 1]
+    v = v.reshape(-1)
+    return np.arange(1, len(v) + 1), v
+
+
+def plot_hypervolume(values, path, xlabel="trials finished", title=None, series=None) -> Path:
+    """Hypervolume over trials (or time); ``series`` maps a name to more curves.
+
+    Each curve is a sequence of hypervolumes, one per finished trial, or an (n, 2) array
+    of (x, hypervolume) rows, e.g. (seconds, hypervolume).
+    """
+    curves = {} if values is None else {"all trials" if series else "hypervolume": values}
+    curves.update(series or {})
+    if not curves:
+        raise ValueError("nothing to plot: give values or series")
+    fig = _figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    for name, v in curves.items():
+        x, y = _curve(v)
+        ax.plot(x, y, drawstyle="steps-post", marker="." if len(y) <= 60 else None,
+                label=str(name))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("hypervolume")
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,166 @@
+"""An experiment folder -> one pandas DataFrame, one row per trial (no Ray needed).
+
+Columns: ``trial_id``, ``status`` (TERMINATED, ERROR, RUNNING, PENDING, ...), ``error``
+(the last line of the trial's error, if any), ``group`` (model family + loss kind),
+``epochs``, ``time_s``, ``finished_at``; per objective ``auc/<obj>`` (last reported
+epoch), ``best/auc/<obj>`` (best epoch), ``gauc/<obj>``, ``weight/<obj>``; ``auc_sum``
+and ``best/auc_sum``; ``config/<section>.<key>`` (the flattened training config as run),
+``dir`` (the trial folder). ``df.attrs["objectives"]`` lists the objectives.
+
+Reads Tune's files directly: each trial folder's ``result.json`` (one JSON line per
+report), ``resolved_config.json`` (written by paretune's trainable) or ``params.json``,
+``error.txt``, and the newest ``experiment_state-*.json`` for statuses.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+EXPERIMENT_FILE = "paretune.json"
+
+
+def experiment_meta(experiment_dir) -> dict:
+    f = Path(experiment_dir) / EXPERIMENT_FILE
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def _statuses(exp: Path) -> dict[str, str]:
+    """Trial folder name -> status, from the newest experiment state Tune saved."""
+    # names carry the run's start time (a resume adds a newer one; both get rewritten at
+    # the end, so modification times cannot tell them apart)
+    states = sorted(exp.glob("experiment_state-*.json"), key=lambda p: p.name)
+    if not states:
+        return {}
+    try:
+        data = json.loads(states[-1].read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    out = {}
+    for entry in data.get("trial_data", []):
+        try:
+            t = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
+            out[Path(t["relative_logdir"]).name] = t["status"]
+        except (KeyError, TypeError, json.JSONDecodeError, IndexError):
+            continue
+    return out
+
+
+def _read_results(tdir: Path) -> list[dict]:
+    f = tdir / "result.json"
+    if not f.is_file():
+        return []
+    rows = []
+    for line in f.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:   # a line cut by a kill
+                pass
+    return rows
+
+
+def _error(tdir: Path) -> str:
+    f = tdir / "error.txt"
+    if not f.is_file():
+        return ""
+    lines = [ln.strip() for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "failed (no message)"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v if not isinstance(v, (list, tuple)) else json.dumps(v)
+    return out
+
+
+def _trial_id_from_dir(name: str) -> str:
+    """Tune names trial folders <trainable>_<experiment-id>_<index>_...: the trial id is
+    <experiment-id>_<index> (the trainable name may itself hold underscores)."""
+    parts = name.split("_")
+    for i in range(len(parts) - 1):
+        if len(parts[i]) == 5 and parts[i + 1].isdigit() and len(parts[i + 1]) == 5:
+            return f"{parts[i]}_{parts[i + 1]}"
+    return name
+
+
+def trial_config(tdir: Path) -> dict:
+    """The training config a trial ran with (resolved when paretune's trainable ran it)."""
+    for name in ("resolved_config.json", "params.json"):
+        f = Path(tdir) / name
+        if f.is_file():
+            return json.loads(f.read_text())
+    return {}
+
+
+def load_results(experiment_dir) -> pd.DataFrame:
+    exp = Path(experiment_dir)
+    if not exp.is_dir():
+        raise FileNotFoundError(f"{exp}: no such experiment folder")
+    meta = experiment_meta(exp)
+    statuses = _statuses(exp)
+    trial_dirs = sorted(p.parent for p in exp.glob("*/params.json"))
+    all_results = {t: _read_results(t) for t in trial_dirs}
+    objectives = list(meta.get("objectives") or [])
+    if not objectives:
+        keys = {k for res in all_results.values() for r in res for k in r}
+        objectives = sorted(k[4:] for k in keys if k.startswith("auc/"))
+    rows = []
+    for tdir in trial_dirs:
+        res = all_results[tdir]
+        last = res[-1] if res else {}
+        cfg = trial_config(tdir)
+        err = _error(tdir)
+        planned = cfg.get("optim", {}).get("epochs")
+        reached = isinstance(planned, int) and last.get("epoch", 0) >= planned
+        status = statuses.get(tdir.name) or ("ERROR" if err else
+                                             "TERMINATED" if reached or last.get("done") else
+                                             "INCOMPLETE" if res else "PENDING")
+        row = {"trial_id": last.get("trial_id") or _trial_id_from_dir(tdir.name),
+               "status": status, "error": err,
+               "group": f"{cfg.get('model', {}).get('family', '?')}+"
+                        f"{cfg.get('loss', {}).get('kind', '?')}",
+               "epochs": last.get("epoch", 0), "time_s": last.get("time_total_s", math.nan),
+               "finished_at": last.get("timestamp", math.nan), "dir": str(tdir)}
+        for o in objectives:
+            vals = [r[f"auc/{o}"] for r in res if isinstance(r.get(f"auc/{o}"), (int, float))]
+            row[f"auc/{o}"] = last.get(f"auc/{o}", math.nan)
+            row[f"best/auc/{o}"] = max(vals) if vals else math.nan
+            row[f"gauc/{o}"] = last.get(f"gauc/{o}", math.nan)
+            row[f"weight/{o}"] = last.get(f"weight/{o}", math.nan)
+        sums = [r["auc_sum"] for r in res if isinstance(r.get("auc_sum"), (int, float))]
+        row["auc_sum"] = last.get("auc_sum", math.nan)
+        row["best/auc_sum"] = max(sums) if sums else math.nan
+        if "checkpoint_path" in last:
+            row["checkpoint_path"] = last["checkpoint_path"]
+        row.update({f"config/{k}": v for k, v in _flatten(cfg).items()})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.sort_values(["finished_at", "trial_id"], na_position="last").reset_index(drop=True)
+    df.attrs["objectives"] = objectives
+    df.attrs["experiment"] = str(exp)
+    return df
+
+
+def auc_matrix(df: pd.DataFrame, objectives, which: str = "final") -> np.ndarray:
+    """(n, m) AUCs to maximize: the last epoch's (``final``) or the best epoch's (``best``);
+    NaN for trials that did not finish (they never enter a frontier)."""
+    if which not in ("final", "best"):
+        raise ValueError(f"which must be 'final' or 'best', got {which!r}")
+    cols = [f"auc/{o}" if which == "final" else f"best/auc/{o}" for o in objectives]
+    if not len(df):
+        return np.zeros((0, len(objectives)))
+    F = np.array(df[cols].to_numpy(dtype=np.float64), copy=True)   # pandas 3: views are read-only
+    ok = (df["status"] == "TERMINATED").to_numpy()
+    F[~ok] = np.nan
+    return F

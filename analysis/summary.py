@@ -1,0 +1,45 @@
+"""The table printed at the end of a search and by ``analysis frontier``."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .frontier import hypervolume, pareto_front, worst_point
+from .results import auc_matrix
+
+
+def print_summary(df, objectives, experiment_dir, file=sys.stdout, which="final",
+                  ref=None, ref_label="worst value per objective") -> dict:
+    """Print trials (frontier first, then by AUC sum), failures with reasons, and the
+    hypervolume; return {"front": indices, "ref": ref, "hypervolume": hv}."""
+    F = auc_matrix(df, objectives, which)
+    front = pareto_front(F) if len(F) else np.zeros(0, int)
+    finite = np.isfinite(F).all(axis=1) if len(F) else np.zeros(0, bool)
+    out = {"front": front, "ref": None, "hypervolume": float("nan")}
+    p = lambda *a: print(*a, file=file)  # noqa: E731
+    n_ok, n_err = int(finite.sum()), int((df["status"] == "ERROR").sum()) if len(df) else 0
+    p(f"\n{len(df)} trials: {n_ok} finished, {n_err} failed, "
+      f"{len(df) - n_ok - n_err} other; frontier: {len(front)} trial(s) ({which} AUCs)")
+    if n_ok:
+        if ref is None:
+            ref = worst_point(F[finite])
+        hv = hypervolume(F, ref)
+        out.update(ref=np.asarray(ref), hypervolume=hv)
+        head = f"  {'':1s} {'trial':14s} {'group':24s} " + " ".join(
+            f"{o[:10]:>10s}" for o in objectives) + f" {'auc_sum':>8s}"
+        p(head)
+        order = sorted(np.flatnonzero(finite), key=lambda i: (i not in set(front),
+                                                              -float(np.sum(F[i]))))
+        for i in order:
+            mark = "*" if i in set(front) else " "
+            r = df.iloc[i]
+            p(f"  {mark} {str(r['trial_id'])[:14]:14s} {str(r['group'])[:24]:24s} " +
+              " ".join(f"{F[i, j]:10.4f}" for j in range(len(objectives))) +
+              f" {float(np.sum(F[i])):8.4f}")
+        p(f"  * = on the frontier.  hypervolume {hv:.6g} (reference: {ref_label} "
+          f"{np.round(np.asarray(ref), 4).tolist()})")
+    for _, r in df[df["status"] == "ERROR"].iterrows() if len(df) else []:
+        p(f"  failed {r['trial_id']} ({r['group']}): {r['error']}")
+    p(f"  experiment: {experiment_dir}")
+    return out

@@ -1,0 +1,739 @@
+"""Space files: parse and validate a YAML search space before any Ray work (DESIGN.md 5).
+
+    space = load_space("spaces/quickstart.yaml")   # SpaceError (a ValueError) on any problem
+    space.param_space()     # ray.tune domains in sections data, model, loss, weighting, optim, run
+    materialize(trial_cfg)  # a sampled trial config -> what trainables.config.resolve_config takes
+    space.fixed_config()    # one representative config, already materialized
+
+Distributions have one short form each, converted by :func:`to_tune` only:
+``{choice: [..]}``, ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{int: [lo, hi]}``
+(inclusive) and ``{simplex: [objs]}`` (only as ``weighting.weights``).
+
+The component sections (model, loss, weighting) have a selector (``model.family``,
+``loss.kind``, ``weighting.kind``) that is a name or ``{choice: [names]}``; parameters that
+only some options have go in a sub-mapping named after the option (``model.mlp.hidden``),
+parameters every option has may stay at the section's top level. :func:`materialize`
+keeps the sampled option's sub-mapping and drops the others.
+
+A simplex is sampled as independent u_k ~ U(1e-9, 1) (so Optuna can search it) and mapped
+to w_k = -log u_k / sum_j -log u_j: normalized Exp(1) variables, i.e. Dirichlet(1,...,1),
+exactly uniform on the simplex. Objectives outside the simplex get weight 0.
+
+Every error names the file, the key path, the bad value and what is allowed. Ray is
+imported only inside :meth:`Space.param_space` and :func:`to_tune`.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from trainables.config import OPTIM_DEFAULTS, RUN_DEFAULTS, resolve_config
+from trainables.losses import LOSSES, get_loss, loss_params
+from trainables.models import MODELS, FeatureSpec, build_model, model_params
+from trainables.weighting import WEIGHTINGS, build_weighting, weighting_params
+
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "simplex")
+ALGORITHMS = ("random", "grid", "optuna")
+SAMPLERS = ("nsga2", "tpe")
+SCHEDULERS = ("asha",)
+WANDB_MODES = ("offline", "online", "disabled")
+SIMPLEX = "__simplex__"
+SIMPLEX_LOW = 1e-9
+TOP_LEVEL = ("name", "data", "model", "loss", "weighting", "optim", "run", "search",
+             "scheduler", "resources", "tracking")
+TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run")
+SEARCH_DEFAULTS = {"algorithm": "random", "num_samples": 8, "sampler": "nsga2",
+                   "max_concurrent": None, "max_failures": 1, "seed": 0, "metrics": None}
+SCHEDULER_DEFAULTS = {"kind": "asha", "metric": "auc_sum", "grace_period": 1,
+                      "reduction_factor": 3}
+RESOURCES_DEFAULTS = {"workers_per_trial": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
+WANDB_DEFAULTS = {"project": "paretune", "mode": "offline", "entity": None, "group": None}
+# section -> (selector key, registry, default option, parameters of an option)
+_COMPONENTS = {
+    "model": ("family", MODELS, "harmonrank", model_params),
+    "loss": ("kind", LOSSES, "rank_auc", loss_params),
+    "weighting": ("kind", WEIGHTINGS, "static", weighting_params),
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+class SpaceError(ValueError):
+    """A space file that cannot run; the message starts with the file's path."""
+
+
+class _Invalid(Exception):
+    """Raised inside the parser without the file path; load_space adds it."""
+
+
+def _fail(where: str, value, problem: str):
+    raise _Invalid(f"{where} = {value!r}: {problem}")
+
+
+def _names(xs) -> str:
+    return ", ".join(str(x) for x in xs)
+
+
+# --- values and distributions --------------------------------------------------------------
+
+_KIND_TEXT = {"bool": "true or false", "int": "an integer", "number": "a finite number",
+              "weight": "a finite number >= 0 (a weight)", "str": "a string",
+              "list": "a list", "mapping": "a mapping", "any": "any value"}
+
+
+def _kind_of(default) -> str:
+    """The value kind a parameter takes, read from its default (None: anything)."""
+    for t, k in ((bool, "bool"), (int, "int"), (float, "number"), (str, "str"),
+                 ((list, tuple), "list"), (dict, "mapping")):
+        if isinstance(default, t):
+            return k
+    return "any"
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(where: str, v, kind: str) -> None:
+    if kind == "bool":
+        ok = isinstance(v, bool)
+    elif kind == "int":
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    elif kind in ("number", "weight"):
+        ok = _is_number(v) and math.isfinite(v) and (kind == "number" or v >= 0)
+    else:
+        ok = {"str": str, "list": list, "mapping": dict}.get(kind, object)
+        ok = isinstance(v, ok)
+    if not ok:
+        _fail(where, v, f"must be {_KIND_TEXT[kind]}")
+
+
+@dataclass
+class _Dist:
+    """A validated distribution: its short form, and for a simplex the objectives at 0."""
+
+    spec: dict
+    zeros: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return next(iter(self.spec))
+
+    @property
+    def args(self) -> list:
+        return self.spec[self.name]
+
+    def first(self):
+        """The representative value: first option, lower bound, geometric mean, equal weights."""
+        a = self.args
+        if self.name == "choice":
+            return copy.deepcopy(a[0])
+        if self.name == "uniform":
+            return float(a[0])
+        if self.name == "int":
+            return a[0]
+        if self.name == "loguniform":
+            return math.sqrt(a[0] * a[1])
+        return {SIMPLEX: {o: 0.5 for o in a}, **{o: 0.0 for o in self.zeros}}
+
+    def probes(self) -> list:
+        """Values to validate the trainables with: every option, both bounds."""
+        if self.name == "choice":
+            return copy.deepcopy(self.args)
+        if self.name == "simplex":
+            return [self.first()]
+        return list(dict.fromkeys([self.first(), *self.args]))
+
+
+def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random",
+                objectives=None) -> _Dist:
+    """Validate a one-key distribution mapping. ``objectives`` (the data's) allows simplex."""
+    named = [k for k in v if k in DISTRIBUTIONS]
+    if len(v) != 1:
+        what = f"has {len(named)} distribution keys ({_names(named)})" if len(named) > 1 else \
+            f"has keys {_names(v)}"
+        _fail(where, v, f"a distribution is a mapping with exactly one key, one of "
+                        f"{_names(DISTRIBUTIONS)}; this one {what}")
+    (name, args), = v.items()
+    if name not in DISTRIBUTIONS:
+        _fail(where, v, f"unknown distribution {name!r}; allowed: {_names(DISTRIBUTIONS)} "
+                        f"(a fixed mapping value is written {{choice: [value]}})")
+    if algorithm == "grid" and name != "choice":
+        _fail(where, v, f"search.algorithm grid allows only {{choice: [...]}} distributions, "
+                        f"not {name}")
+    if name == "simplex":
+        if objectives is None:
+            _fail(where, v, "simplex is allowed only as weighting.weights")
+        if not isinstance(args, list) or not args or len(set(map(str, args))) != len(args):
+            _fail(where, v, f"simplex needs a non-empty list of distinct objectives from "
+                            f"{_names(objectives)}")
+        bad = [o for o in args if o not in objectives]
+        if bad:
+            _fail(where, v, f"simplex over objective(s) {_names(bad)} that the data does not "
+                            f"have; objectives: {_names(objectives)}")
+        return _Dist(v, tuple(o for o in objectives if o not in args))
+    if name == "choice":
+        if not isinstance(args, list) or not args:
+            _fail(where, v, "choice needs a non-empty list of options")
+        for i, opt in enumerate(args):
+            _check_value(f"{where}.choice[{i}]", opt, kind)
+            if algorithm == "optuna" and isinstance(opt, (list, dict)):
+                _fail(f"{where}.choice[{i}]", opt, "search.algorithm optuna needs scalar choice "
+                      "options (Optuna's categorical); use random or grid for list/mapping options")
+        return _Dist(v)
+    if not (isinstance(args, list) and len(args) == 2
+            and all(_is_number(a) and math.isfinite(a) for a in args)):
+        _fail(where, v, f"{name} needs [lo, hi], two finite numbers")
+    lo, hi = args
+    if name == "int":
+        if not all(isinstance(a, int) for a in args):
+            _fail(where, v, "int needs integer bounds [lo, hi] (inclusive)")
+        if kind not in ("int", "number", "weight", "any"):
+            _fail(where, v, f"int needs a numeric parameter; this one takes {_KIND_TEXT[kind]}")
+    elif kind not in ("number", "weight", "any"):
+        hint = "; use {int: [lo, hi]} or {choice: [...]}" if kind == "int" else ""
+        _fail(where, v, f"{name} draws real numbers; this parameter takes {_KIND_TEXT[kind]}{hint}")
+    if name == "loguniform" and not 0 < lo < hi:
+        _fail(where, v, "loguniform needs 0 < lo < hi")
+    if lo > hi:
+        _fail(where, v, f"{name} needs lo <= hi")
+    if kind == "weight" and lo < 0:
+        _fail(where, v, "a weight must be >= 0, so lo must be >= 0")
+    return _Dist(v)
+
+
+def _is_dist_form(v) -> bool:
+    return isinstance(v, dict) and any(k in DISTRIBUTIONS for k in v)
+
+
+def to_tune(dist, algorithm: str = "random"):
+    """One short-form distribution -> a Ray Tune domain (grid: ``tune.grid_search``).
+
+    ``{simplex: [objs]}`` -> ``{"__simplex__": {obj: tune.uniform(1e-9, 1.0), ...}}``.
+    """
+    from ray import tune
+    if isinstance(dist, _Dist):
+        dist = dist.spec
+    if not isinstance(dist, dict):
+        raise SpaceError(f"distribution = {dist!r}: must be a one-key mapping, one of "
+                         f"{_names(DISTRIBUTIONS)}")
+    if algorithm not in ALGORITHMS:
+        raise SpaceError(f"algorithm = {algorithm!r}: allowed: {_names(ALGORITHMS)}")
+    try:
+        d = _parse_dist("distribution", dist, "any", algorithm,
+                        objectives=dist.get("simplex") if isinstance(dist.get("simplex"), list)
+                        else None)
+    except _Invalid as e:
+        raise SpaceError(str(e)) from None
+    name, a = d.name, d.args
+    if name == "choice":
+        return tune.grid_search(list(a)) if algorithm == "grid" else tune.choice(list(a))
+    if name == "uniform":
+        return tune.uniform(a[0], a[1])
+    if name == "loguniform":
+        return tune.loguniform(a[0], a[1])
+    if name == "int":
+        return tune.randint(a[0], a[1] + 1)
+    return {SIMPLEX: {o: tune.uniform(SIMPLEX_LOW, 1.0) for o in a}}
+
+
+# --- trees: nested dicts whose leaves are values or _Dist ----------------------------------
+
+def _render(tree, leaf):
+    if isinstance(tree, _Dist):
+        return leaf(tree)
+    if isinstance(tree, dict):
+        return {k: _render(v, leaf) for k, v in tree.items()}
+    return copy.deepcopy(tree)
+
+
+def _leaves(tree, prefix=()):
+    for k, v in tree.items():
+        if isinstance(v, _Dist):
+            yield prefix + (k,), v
+        elif isinstance(v, dict):
+            yield from _leaves(v, prefix + (k,))
+
+
+def _set(tree: dict, path: tuple, value) -> None:
+    for k in path[:-1]:
+        tree = tree[k]
+    tree[path[-1]] = value
+
+
+def _first(tree):
+    return _render(tree, _Dist.first)
+
+
+def _options(section: str, tree: dict) -> list[tuple[str, dict]]:
+    """(option, the section's tree for that option alone) for each selector option."""
+    if section not in _COMPONENTS:
+        return [("", tree)]
+    sel, registry, _, _ = _COMPONENTS[section]
+    chosen = tree[sel]
+    out = []
+    for o in (chosen.args if isinstance(chosen, _Dist) else [chosen]):
+        t = {k: v for k, v in tree.items() if k not in registry}
+        t[sel] = o
+        t.update(tree.get(o) or {})
+        out.append((o, t))
+    return out
+
+
+def _grid_variants(section: str, tree: dict) -> list[dict]:
+    """Every combination of the section's choices, option by option (no duplicate trials
+    from the sub-mappings of options that are not sampled)."""
+    out = []
+    for _, t in _options(section, tree):
+        leaves = list(_leaves(t))
+        for combo in itertools.product(*[d.args for _, d in leaves]):
+            v = _render(t, lambda d: None)
+            for (p, _), val in zip(leaves, combo):
+                _set(v, p, copy.deepcopy(val))
+            out.append(v)
+    return out
+
+
+def _plain(x):
+    """numpy scalars (from some searchers) -> Python scalars; containers copied."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if hasattr(x, "item") and type(x).__module__ == "numpy":
+        return x.item()
+    return x
+
+
+def _simplex_weights(weights: dict) -> dict:
+    u = weights[SIMPLEX]
+    e = {o: -math.log(min(max(float(x), 1e-300), 1.0)) for o, x in u.items()}
+    total = sum(e.values())
+    w = {o: (v / total if total > 0 else 1.0 / len(e)) for o, v in e.items()}
+    return {**w, **{o: float(v) for o, v in weights.items() if o != SIMPLEX}}
+
+
+def materialize(config: dict) -> dict:
+    """A sampled trial config -> a training config: keep the sampled family's / kind's
+    sub-mapping (drop the others'), turn ``__simplex__`` into weights summing to 1.
+    Sections that are absent stay absent; an already materialized config is unchanged."""
+    cfg = _plain(config)
+    for section, (sel, registry, default, _) in _COMPONENTS.items():
+        sec = cfg.get(section)
+        if not isinstance(sec, dict):
+            continue
+        chosen = sec.get(sel, default)
+        merged = {k: v for k, v in sec.items() if k not in registry}
+        if isinstance(sec.get(chosen), dict):
+            merged.update(sec[chosen])
+        cfg[section] = merged
+    w = cfg.get("weighting")
+    if isinstance(w, dict) and isinstance(w.get("weights"), dict) and SIMPLEX in w["weights"]:
+        w["weights"] = _simplex_weights(w["weights"])
+    return cfg
+
+
+# --- the space -------------------------------------------------------------------------------
+
+@dataclass
+class Space:
+    """A validated space file. ``raw`` is the parsed YAML as written."""
+
+    path: Path
+    name: str
+    raw: dict
+    objectives: list[str]
+    search: dict
+    scheduler: dict | None
+    resources: dict
+    tracking: dict
+    _tree: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def param_space(self) -> dict:
+        """The Tune param space: sections data, model, loss, weighting, optim, run."""
+        from ray import tune
+        alg = self.search["algorithm"]
+
+        def leaf(d: _Dist):
+            dom = to_tune(d.spec, alg)
+            return {**dom, **{o: 0.0 for o in d.zeros}} if d.name == "simplex" else dom
+
+        out = {}
+        for s in TRIAL_SECTIONS:
+            tree = self._tree[s]
+            if alg == "grid" and s in _COMPONENTS and len(_options(s, tree)) > 1:
+                out[s] = tune.grid_search(_grid_variants(s, tree))
+            else:
+                out[s] = _render(tree, leaf)
+        return out
+
+    def fixed_config(self) -> dict:
+        """First option of every choice, lower bound of uniform/int, geometric mean of
+        loguniform, equal weights on a simplex; materialized."""
+        return materialize({s: _first(self._tree[s]) for s in TRIAL_SECTIONS})
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with 1e-3 read as a float (YAML 1.1 wants 1.0e-3) and duplicate keys an
+    error (PyYAML would silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                dup = key in seen
+                seen.add(key)
+            except TypeError:       # an unhashable key: PyYAML reports it itself
+                continue
+            if dup:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _mapping(where: str, v, allowed=None, optional: bool = True) -> dict:
+    if v is None and optional:
+        return {}
+    if not isinstance(v, dict):
+        _fail(where, v, "must be a mapping" + (f" with keys {_names(allowed)}" if allowed else ""))
+    if allowed is not None:
+        for k in v:
+            if k not in allowed:
+                _fail(f"{where}.{k}", v[k], f"unknown key; allowed in {where}: {_names(allowed)}")
+    return v
+
+
+def _parse_data(d) -> tuple[dict, list[str]]:
+    from trainables.data import data_params
+    from trainables.data import synthetic
+    if d is None:
+        raise _Invalid("data: missing; a space needs data: {source: synthetic, ...} or "
+                       "{path: <dataset folder>, ...}")
+    d = copy.deepcopy(_mapping("data", d, optional=False))
+    if "path" not in d and "source" not in d:
+        _fail("data", d, "needs 'path' (a dataset folder) or 'source' (synthetic)")
+    allowed = data_params(d)
+    _mapping("data", d, allowed)
+    for k, v in d.items():
+        if _is_dist_form(v):
+            _fail(f"data.{k}", v, "data values are fixed; distributions are not allowed here")
+    if "path" in d:
+        from trainables.data.schema import read_meta
+        if not isinstance(d["path"], str) or not d["path"]:
+            _fail("data.path", d["path"], "must be a dataset folder (a string)")
+        folder = Path(d["path"]).expanduser().resolve()
+        try:
+            meta = read_meta(folder)
+        except ValueError as e:
+            _fail("data.path", d["path"], str(e))
+        objs = d.get("objectives")
+        if objs is None:
+            objs = list(meta["objectives"])
+        elif not isinstance(objs, list) or not objs or not all(isinstance(o, str) for o in objs):
+            _fail("data.objectives", objs, "must be a non-empty list of objective names")
+        else:
+            bad = [o for o in objs if o not in meta["objectives"]]
+            if bad:
+                _fail("data.objectives", objs, f"{_names(bad)} not in the dataset; its "
+                      f"meta.yaml lists {_names(meta['objectives'])}")
+        d["path"] = str(folder)        # trials run in other working directories
+        return d, list(objs)
+    if d["source"] != "synthetic":
+        _fail("data.source", d["source"], "allowed: synthetic (or give data.path)")
+    params = {k: v for k, v in d.items() if k != "source"}
+    for k, v in params.items():
+        kind = _kind_of(allowed[k])
+        if kind != "any":
+            _check_value(f"data.{k}", v, kind)
+    try:
+        synthetic.fingerprint(params)      # the generator's own checks; generates nothing
+    except ValueError as e:
+        _fail("data", d, str(e))
+    return d, list(params.get("objectives", synthetic.defaults()["objectives"]))
+
+
+def _param(where: str, v, kind: str, alg: str, objectives, name: str):
+    """A parameter value: fixed (type-checked) or a distribution (a mapping)."""
+    if name == "weights" and objectives is not None:
+        return _weights(where, v, alg, objectives)
+    if isinstance(v, dict):
+        return _parse_dist(where, v, kind, alg)
+    if kind != "any":
+        _check_value(where, v, kind)
+    return v
+
+
+def _weights(where: str, v, alg: str, objectives):
+    if v is None:
+        return None
+    if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in DISTRIBUTIONS:
+        return _parse_dist(where, v, "mapping", alg, objectives)
+    if not isinstance(v, dict):
+        _fail(where, v, f"weights are a mapping objective -> weight (value or distribution) "
+                        f"or {{simplex: [objectives]}}; objectives: {_names(objectives)}")
+    if any(k in DISTRIBUTIONS for k in v):
+        _fail(where, v, f"a distribution is a mapping with exactly one key; per-objective "
+                        f"weights use the objective names {_names(objectives)}")
+    out = {}
+    for o, x in v.items():
+        if o not in objectives:
+            _fail(f"{where}.{o}", x, f"not an objective of the data; objectives: "
+                                     f"{_names(objectives)}")
+        out[o] = _parse_dist(f"{where}.{o}", x, "weight", alg) if isinstance(x, dict) else x
+        if not isinstance(x, dict):
+            _check_value(f"{where}.{o}", x, "weight")
+    missing = [o for o in objectives if o not in v]
+    if missing:
+        _fail(where, v, f"lacks objective(s) {_names(missing)}; give a weight for each of "
+                        f"{_names(objectives)} (0 to leave one out)")
+    return out
+
+
+def _parse_component(section: str, v, alg: str, objectives) -> dict:
+    sel, registry, default, params_of = _COMPONENTS[section]
+    v = _mapping(section, v)
+    objectives = objectives if section == "weighting" else None
+    chosen = v.get(sel, default)
+    where = f"{section}.{sel}"
+    if isinstance(chosen, dict):
+        if list(chosen) != ["choice"]:
+            _fail(where, chosen, f"only a name or {{choice: [names]}}; allowed names: "
+                                 f"{_names(sorted(registry))}")
+        d = _parse_dist(where, chosen, "str", alg)
+        opts = d.args
+        if len(set(opts)) != len(opts):
+            _fail(where, chosen, "choice options must be distinct")
+    else:
+        opts, d = [chosen], chosen
+    for o in opts:
+        if o not in registry:
+            _fail(where, o, f"unknown {sel}; allowed: {_names(sorted(registry))}")
+    params = {o: params_of(o) for o in opts}
+    common = [p for p in params[opts[0]] if all(p in params[o] for o in opts)]
+    tree = {sel: d}
+    for k, x in v.items():
+        if k == sel:
+            continue
+        if k in registry:
+            if k not in opts:
+                _fail(f"{section}.{k}", x, f"{k} is not an option of {where} ({_names(opts)})")
+            sub = _mapping(f"{section}.{k}", x, sorted(params[k]))
+            tree[k] = {}
+            for p, y in sub.items():
+                if p in v:
+                    _fail(f"{section}.{k}.{p}", y, f"also given as {section}.{p}; give it once")
+                tree[k][p] = _param(f"{section}.{k}.{p}", y, _kind_of(params[k][p]), alg,
+                                    objectives, p)
+        elif k in common:
+            kinds = {_kind_of(params[o][k]) for o in opts}
+            tree[k] = _param(f"{section}.{k}", x, kinds.pop() if len(kinds) == 1 else "any",
+                             alg, objectives, k)
+        else:
+            some = [o for o in opts if k in params[o]]
+            if some:
+                _fail(f"{section}.{k}", x, f"only {_names(some)} of {where}'s options "
+                      f"{_names(opts)} take {k}; put it under {section}.{some[0]}")
+            allowed = [sel, *common, *[o for o in opts if len(opts) > 1]]
+            _fail(f"{section}.{k}", x, f"unknown key; allowed in {section}: "
+                                       f"{_names(allowed)}")
+    return tree
+
+
+def _parse_flat(section: str, v, defaults: dict, alg: str, fixed: bool) -> dict:
+    v = _mapping(section, v, sorted(defaults))
+    tree = {}
+    for k, x in v.items():
+        if fixed and _is_dist_form(x):
+            _fail(f"{section}.{k}", x, f"{section} values are fixed; distributions are not "
+                                       f"allowed here")
+        tree[k] = _param(f"{section}.{k}", x, _kind_of(defaults[k]), alg, None, k)
+    return tree
+
+
+def _parse_search(v) -> dict:
+    v = _mapping("search", v, sorted(SEARCH_DEFAULTS))
+    s = {**SEARCH_DEFAULTS, **v}
+    if s["algorithm"] not in ALGORITHMS:
+        _fail("search.algorithm", s["algorithm"], f"allowed: {_names(ALGORITHMS)}")
+    if s["algorithm"] == "optuna":
+        if s["sampler"] not in SAMPLERS:
+            _fail("search.sampler", s["sampler"], f"allowed: {_names(SAMPLERS)}")
+    elif "sampler" in v:
+        _fail("search.sampler", v["sampler"], "only for search.algorithm optuna")
+    else:
+        s["sampler"] = None
+    _int_at_least("search.num_samples", s["num_samples"], 1)
+    if s["max_concurrent"] is not None:
+        _int_at_least("search.max_concurrent", s["max_concurrent"], 1, "or null")
+    _int_at_least("search.max_failures", s["max_failures"], 0)
+    if s["seed"] is not None:
+        _int_at_least("search.seed", s["seed"], 0, "or null")
+    return s
+
+
+def _int_at_least(where, v, lo, extra=""):
+    if not (isinstance(v, int) and not isinstance(v, bool) and v >= lo):
+        _fail(where, v, f"must be an integer >= {lo}{' ' + extra if extra else ''}")
+
+
+def _number(where, v, lo, strict):
+    if not (_is_number(v) and math.isfinite(v) and (v > lo if strict else v >= lo)):
+        _fail(where, v, f"must be a finite number {'>' if strict else '>='} {lo}")
+
+
+def _metric(where, m, objectives):
+    allowed = ["auc_sum", *[f"auc/{o}" for o in objectives]]
+    if m not in allowed:
+        _fail(where, m, f"allowed: {_names(allowed)}")
+
+
+def _parse_space(raw, path: Path) -> Space:
+    if raw is None:
+        raise _Invalid("the file is empty; a space needs at least 'name' and 'data'")
+    if not isinstance(raw, dict):
+        raise _Invalid(f"the top level must be a mapping of sections ({_names(TOP_LEVEL)}), "
+                       f"got {type(raw).__name__}: {raw!r:.80}")
+    for k in raw:
+        if k not in TOP_LEVEL:
+            _fail(str(k), raw[k], f"unknown top-level key; allowed: {_names(TOP_LEVEL)}")
+    if "name" not in raw:
+        raise _Invalid("name: missing; a space needs a name (letters, digits, _ . -)")
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        _fail("name", name, "must be a string of letters, digits, _ . - (not starting with . "
+                            "or -); quote it if YAML reads it as a number")
+    search = _parse_search(raw.get("search"))
+    alg = search["algorithm"]
+    data, objectives = _parse_data(raw.get("data"))
+    tree = {"data": data}
+    for s in _COMPONENTS:
+        tree[s] = _parse_component(s, raw.get(s), alg, objectives)
+    tree["optim"] = _parse_flat("optim", raw.get("optim"), OPTIM_DEFAULTS, alg, False)
+    tree["run"] = _parse_flat("run", raw.get("run"), RUN_DEFAULTS, alg, True)
+
+    if search["metrics"] is None:
+        search["metrics"] = [f"auc/{o}" for o in objectives]
+    else:
+        ms = search["metrics"]
+        if not isinstance(ms, list) or not ms or len(set(map(str, ms))) != len(ms):
+            _fail("search.metrics", ms, "must be null or a non-empty list of distinct metrics")
+        for i, m in enumerate(ms):
+            _metric(f"search.metrics[{i}]", m, objectives)
+
+    scheduler = None
+    if raw.get("scheduler") is not None:
+        v = _mapping("scheduler", raw["scheduler"], sorted(SCHEDULER_DEFAULTS))
+        scheduler = {**SCHEDULER_DEFAULTS, **v}
+        if scheduler["kind"] not in SCHEDULERS:
+            _fail("scheduler.kind", scheduler["kind"], f"allowed: {_names(SCHEDULERS)}")
+        _metric("scheduler.metric", scheduler["metric"], objectives)
+        _int_at_least("scheduler.grace_period", scheduler["grace_period"], 1)
+        _number("scheduler.reduction_factor", scheduler["reduction_factor"], 1, strict=True)
+
+    res = {**RESOURCES_DEFAULTS,
+           **_mapping("resources", raw.get("resources"), sorted(RESOURCES_DEFAULTS))}
+    _int_at_least("resources.workers_per_trial", res["workers_per_trial"], 1)
+    _number("resources.cpus_per_worker", res["cpus_per_worker"], 0, strict=True)
+    _number("resources.gpus_per_worker", res["gpus_per_worker"], 0, strict=False)
+
+    trk = _mapping("tracking", raw.get("tracking"), ["wandb"])
+    wb = {**WANDB_DEFAULTS,
+          **_mapping("tracking.wandb", trk.get("wandb"), sorted(WANDB_DEFAULTS))}
+    if wb["mode"] not in WANDB_MODES:
+        _fail("tracking.wandb.mode", wb["mode"], f"allowed: {_names(WANDB_MODES)}")
+    if not isinstance(wb["project"], str) or not wb["project"]:
+        _fail("tracking.wandb.project", wb["project"], "must be a non-empty string")
+    for k in ("entity", "group"):
+        if wb[k] is not None and not isinstance(wb[k], str):
+            _fail(f"tracking.wandb.{k}", wb[k], "must be a string or null")
+
+    space = Space(path=path, name=name, raw=copy.deepcopy(raw), objectives=objectives,
+                  search=search, scheduler=scheduler, resources=res, tracking={"wandb": wb},
+                  _tree=tree)
+    _check_trainables(space)
+    return space
+
+
+def _check_trainables(space: Space) -> None:
+    """Build what the trials would build, for each family/kind option and with each value
+    of each distribution in turn (the others at their representative value): resolve the
+    config, build the model and the weighting, evaluate the loss on a tiny batch."""
+    import torch
+    tree, k = space._tree, len(space.objectives)
+    base = {s: _first(_options(s, tree[s])[0][1]) for s in TRIAL_SECTIONS}
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(8, generator=g)
+    labels = torch.zeros(8, k)
+    labels[::2] = 1.0
+    done = set()
+
+    def check(desc: str | None, cfg: dict) -> None:
+        key = repr(cfg)
+        if key in done:
+            return
+        done.add(key)
+        stage = ""
+        try:
+            r = resolve_config(cfg)
+            stage = f"model.family = {r['model']['family']!r}"
+            build_model(r["model"]["family"], k, FeatureSpec(),
+                        {a: b for a, b in r["model"].items() if a != "family"})
+            stage = f"weighting.kind = {r['weighting']['kind']!r}"
+            build_weighting(r["weighting"]["kind"], space.objectives,
+                            {a: b for a, b in r["weighting"].items() if a != "kind"})
+            stage = f"loss.kind = {r['loss']['kind']!r}"
+            get_loss(r["loss"]["kind"])(scores, labels, **{
+                a: b for a, b in r["loss"].items() if a != "kind"})
+        except (ValueError, TypeError) as e:
+            where = desc or stage
+            raise _Invalid(f"{where + ': ' if where else ''}the trainables reject this "
+                           f"configuration: {e}") from None
+
+    check(None, materialize(base))         # the representative config (fixed_config)
+    for s in ("model", "loss", "weighting", "optim"):
+        for opt, t in _options(s, tree[s]):
+            first = _first(t)
+            sel = f"{s}.{_COMPONENTS[s][0]} = {opt!r}" if opt else ""
+            check(sel or s, materialize({**base, s: first}))
+            for p, d in _leaves(t):
+                for value in d.probes():
+                    v = copy.deepcopy(first)
+                    _set(v, p, value)
+                    desc = ", ".join(x for x in (sel, f"{s}.{'.'.join(p)} = {value!r}") if x)
+                    check(desc, materialize({**base, s: v}))
+
+
+def load_space(path) -> Space:
+    """Read and validate a space file; SpaceError names the file, key, value and what is
+    allowed. Generates no data and starts no Ray."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpaceError(f"{path}: cannot read the space file ({e.strerror or e})") from None
+    try:
+        raw = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise SpaceError(f"{path}: not valid YAML: {e}") from None
+    try:
+        return _parse_space(raw, path)
+    except _Invalid as e:
+        raise SpaceError(f"{path}: {e}") from None

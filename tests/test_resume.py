@@ -1,0 +1,61 @@
+"""A sweep whose driver is SIGKILLed mid-way resumes from its folder and completes,
+losing no finished trial and not re-running it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_search import write_space
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _finished(exp: Path) -> dict[str, str]:
+    """Trial folder -> result.json text, for trials whose last report says done."""
+    out = {}
+    for f in exp.glob("*/result.json"):
+        lines = [ln for ln in f.read_text().splitlines() if ln.strip()]
+        try:
+            if lines and json.loads(lines[-1]).get("epoch") == 3:
+                out[f.parent.name] = f.read_text()
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path):
+    space = write_space(tmp_path, "killme", optim={"epochs": 3},
+                        search={"num_samples": 5, "max_concurrent": 1},
+                        tracking={"wandb": {"mode": "disabled"}})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    exp = tmp_path / "exp" / "killme"
+    proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(space), "--storage",
+                             str(tmp_path / "exp"), "--num-cpus", "2"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_finished(exp)) < 2:
+        time.sleep(0.5)
+    done_before = _finished(exp)
+    # kill the driver and everything it started (the local Ray cluster too)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(done_before) >= 2, proc.stdout.read().decode()[-3000:]
+    time.sleep(1)
+    res = subprocess.run([sys.executable, "-m", "search", "resume", str(exp), "--num-cpus", "2"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    from analysis.results import load_results
+    df = load_results(exp)
+    assert len(df) == 5 and (df["status"] == "TERMINATED").all(), df[["trial_id", "status"]]
+    after = _finished(exp)
+    for name, text in done_before.items():
+        assert after[name] == text          # finished trials kept, not re-run
