@@ -93,11 +93,8 @@ def cmd_frontier(a) -> int:
 
 
 def _has_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    import importlib.util
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 def _pick(df, objectives, auc_matrix, a):

@@ -38,13 +38,15 @@ from trainables.losses import LOSSES, get_loss, loss_params
 from trainables.models import MODELS, FeatureSpec, build_model, model_params
 from trainables.weighting import WEIGHTINGS, build_weighting, weighting_params
 
-DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "simplex")
-ALGORITHMS = ("random", "grid", "optuna")
+from .distributions import (ALGORITHMS, DISTRIBUTIONS, SIMPLEX, SpaceError,
+                            _check_value, _Dist, _fail, _Invalid, _is_dist_form, _is_number,
+                            _kind_of, _names, _parse_dist, to_tune)
+
+__all__ = ["Space", "SpaceError", "load_space", "materialize", "to_tune"]
+
 SAMPLERS = ("nsga2", "tpe")
 SCHEDULERS = ("asha",)
 WANDB_MODES = ("offline", "online", "disabled")
-SIMPLEX = "__simplex__"
-SIMPLEX_LOW = 1e-9
 TOP_LEVEL = ("name", "data", "model", "loss", "weighting", "optim", "run", "search",
              "scheduler", "resources", "tracking")
 TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run")
@@ -61,185 +63,6 @@ _COMPONENTS = {
     "weighting": ("kind", WEIGHTINGS, "static", weighting_params),
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-
-
-class SpaceError(ValueError):
-    """A space file that cannot run; the message starts with the file's path."""
-
-
-class _Invalid(Exception):
-    """Raised inside the parser without the file path; load_space adds it."""
-
-
-def _fail(where: str, value, problem: str):
-    raise _Invalid(f"{where} = {value!r}: {problem}")
-
-
-def _names(xs) -> str:
-    return ", ".join(str(x) for x in xs)
-
-
-# --- values and distributions --------------------------------------------------------------
-
-_KIND_TEXT = {"bool": "true or false", "int": "an integer", "number": "a finite number",
-              "weight": "a finite number >= 0 (a weight)", "str": "a string",
-              "list": "a list", "mapping": "a mapping", "any": "any value"}
-
-
-def _kind_of(default) -> str:
-    """The value kind a parameter takes, read from its default (None: anything)."""
-    for t, k in ((bool, "bool"), (int, "int"), (float, "number"), (str, "str"),
-                 ((list, tuple), "list"), (dict, "mapping")):
-        if isinstance(default, t):
-            return k
-    return "any"
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _check_value(where: str, v, kind: str) -> None:
-    if kind == "bool":
-        ok = isinstance(v, bool)
-    elif kind == "int":
-        ok = isinstance(v, int) and not isinstance(v, bool)
-    elif kind in ("number", "weight"):
-        ok = _is_number(v) and math.isfinite(v) and (kind == "number" or v >= 0)
-    else:
-        ok = {"str": str, "list": list, "mapping": dict}.get(kind, object)
-        ok = isinstance(v, ok)
-    if not ok:
-        _fail(where, v, f"must be {_KIND_TEXT[kind]}")
-
-
-@dataclass
-class _Dist:
-    """A validated distribution: its short form, and for a simplex the objectives at 0."""
-
-    spec: dict
-    zeros: tuple = ()
-
-    @property
-    def name(self) -> str:
-        return next(iter(self.spec))
-
-    @property
-    def args(self) -> list:
-        return self.spec[self.name]
-
-    def first(self):
-        """The representative value: first option, lower bound, geometric mean, equal weights."""
-        a = self.args
-        if self.name == "choice":
-            return copy.deepcopy(a[0])
-        if self.name == "uniform":
-            return float(a[0])
-        if self.name == "int":
-            return a[0]
-        if self.name == "loguniform":
-            return math.sqrt(a[0] * a[1])
-        return {SIMPLEX: {o: 0.5 for o in a}, **{o: 0.0 for o in self.zeros}}
-
-    def probes(self) -> list:
-        """Values to validate the trainables with: every option, both bounds."""
-        if self.name == "choice":
-            return copy.deepcopy(self.args)
-        if self.name == "simplex":
-            return [self.first()]
-        return list(dict.fromkeys([self.first(), *self.args]))
-
-
-def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random",
-                objectives=None) -> _Dist:
-    """Validate a one-key distribution mapping. ``objectives`` (the data's) allows simplex."""
-    named = [k for k in v if k in DISTRIBUTIONS]
-    if len(v) != 1:
-        what = f"has {len(named)} distribution keys ({_names(named)})" if len(named) > 1 else \
-            f"has keys {_names(v)}"
-        _fail(where, v, f"a distribution is a mapping with exactly one key, one of "
-                        f"{_names(DISTRIBUTIONS)}; this one {what}")
-    (name, args), = v.items()
-    if name not in DISTRIBUTIONS:
-        _fail(where, v, f"unknown distribution {name!r}; allowed: {_names(DISTRIBUTIONS)} "
-                        f"(a fixed mapping value is written {{choice: [value]}})")
-    if algorithm == "grid" and name != "choice":
-        _fail(where, v, f"search.algorithm grid allows only {{choice: [...]}} distributions, "
-                        f"not {name}")
-    if name == "simplex":
-        if objectives is None:
-            _fail(where, v, "simplex is allowed only as weighting.weights")
-        if not isinstance(args, list) or not args or len(set(map(str, args))) != len(args):
-            _fail(where, v, f"simplex needs a non-empty list of distinct objectives from "
-                            f"{_names(objectives)}")
-        bad = [o for o in args if o not in objectives]
-        if bad:
-            _fail(where, v, f"simplex over objective(s) {_names(bad)} that the data does not "
-                            f"have; objectives: {_names(objectives)}")
-        return _Dist(v, tuple(o for o in objectives if o not in args))
-    if name == "choice":
-        if not isinstance(args, list) or not args:
-            _fail(where, v, "choice needs a non-empty list of options")
-        for i, opt in enumerate(args):
-            _check_value(f"{where}.choice[{i}]", opt, kind)
-            if algorithm == "optuna" and isinstance(opt, (list, dict)):
-                _fail(f"{where}.choice[{i}]", opt, "search.algorithm optuna needs scalar choice "
-                      "options (Optuna's categorical); use random or grid for list/mapping options")
-        return _Dist(v)
-    if not (isinstance(args, list) and len(args) == 2
-            and all(_is_number(a) and math.isfinite(a) for a in args)):
-        _fail(where, v, f"{name} needs [lo, hi], two finite numbers")
-    lo, hi = args
-    if name == "int":
-        if not all(isinstance(a, int) for a in args):
-            _fail(where, v, "int needs integer bounds [lo, hi] (inclusive)")
-        if kind not in ("int", "number", "weight", "any"):
-            _fail(where, v, f"int needs a numeric parameter; this one takes {_KIND_TEXT[kind]}")
-    elif kind not in ("number", "weight", "any"):
-        hint = "; use {int: [lo, hi]} or {choice: [...]}" if kind == "int" else ""
-        _fail(where, v, f"{name} draws real numbers; this parameter takes {_KIND_TEXT[kind]}{hint}")
-    if name == "loguniform" and not 0 < lo < hi:
-        _fail(where, v, "loguniform needs 0 < lo < hi")
-    if lo > hi:
-        _fail(where, v, f"{name} needs lo <= hi")
-    if kind == "weight" and lo < 0:
-        _fail(where, v, "a weight must be >= 0, so lo must be >= 0")
-    return _Dist(v)
-
-
-def _is_dist_form(v) -> bool:
-    return isinstance(v, dict) and any(k in DISTRIBUTIONS for k in v)
-
-
-def to_tune(dist, algorithm: str = "random"):
-    """One short-form distribution -> a Ray Tune domain (grid: ``tune.grid_search``).
-
-    ``{simplex: [objs]}`` -> ``{"__simplex__": {obj: tune.uniform(1e-9, 1.0), ...}}``.
-    """
-    from ray import tune
-    if isinstance(dist, _Dist):
-        dist = dist.spec
-    if not isinstance(dist, dict):
-        raise SpaceError(f"distribution = {dist!r}: must be a one-key mapping, one of "
-                         f"{_names(DISTRIBUTIONS)}")
-    if algorithm not in ALGORITHMS:
-        raise SpaceError(f"algorithm = {algorithm!r}: allowed: {_names(ALGORITHMS)}")
-    try:
-        d = _parse_dist("distribution", dist, "any", algorithm,
-                        objectives=dist.get("simplex") if isinstance(dist.get("simplex"), list)
-                        else None)
-    except _Invalid as e:
-        raise SpaceError(str(e)) from None
-    name, a = d.name, d.args
-    if name == "choice":
-        return tune.grid_search(list(a)) if algorithm == "grid" else tune.choice(list(a))
-    if name == "uniform":
-        return tune.uniform(a[0], a[1])
-    if name == "loguniform":
-        return tune.loguniform(a[0], a[1])
-    if name == "int":
-        return tune.randint(a[0], a[1] + 1)
-    return {SIMPLEX: {o: tune.uniform(SIMPLEX_LOW, 1.0) for o in a}}
 
 
 # --- trees: nested dicts whose leaves are values or _Dist ----------------------------------

@@ -111,6 +111,14 @@ def test_random_search_samples_the_simplex_and_reports_weights(ray_cluster, tmp_
     assert not np.allclose(w[0], w[1])           # two different samples
     for d in df["dir"]:
         assert (Path(d) / "resolved_config.json").is_file()
+    # one offline W&B run per trial; `analysis frontier` adds the frontier summary run
+    from analysis.__main__ import main as analysis_main
+    before = set((exp / "wandb").glob("offline-run-*"))
+    assert len(before) == 2
+    assert analysis_main(["frontier", str(exp)]) == 0        # the space says offline
+    new = set((exp / "wandb").glob("offline-run-*")) - before
+    assert len(new) == 1
+    assert next(next(iter(new)).glob("run-*.wandb")).stat().st_size > 0
 
 
 def test_a_two_worker_torchtrainer_trial(ray_cluster, tmp_path):
@@ -143,3 +151,14 @@ def test_bad_space_fails_fast_before_ray(tmp_path, text, needle):
     assert "ray" not in proc.stderr.lower().replace("array", "")   # Ray never started
     assert not (tmp_path / "exp").exists()
     assert time.time() - t0 < 60
+
+
+@pytest.mark.parametrize("space", sorted(p.name for p in (ROOT / "spaces").glob("*.yaml")))
+def test_every_shipped_space_passes_its_smoke_test(ray_cluster, tmp_path, space):
+    from analysis.results import load_results
+    from search.runner import run
+    exp = run(ROOT / "spaces" / space, storage=tmp_path / "exp", smoke_test=True)
+    df = load_results(exp)
+    assert len(df) >= 1 and (df["status"] == "TERMINATED").all(), df[["status", "error"]]
+    assert (df["epochs"] == 1).all()
+

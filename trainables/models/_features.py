@@ -1,7 +1,7 @@
 """Personalized (user / context) feature encoding shared by the models."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
