@@ -2,7 +2,6 @@
 losing no finished trial and not re-running it."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,15 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _finished(exp: Path) -> dict[str, str]:
-    """Trial folder -> result.json text, for trials whose last report says done."""
+    """Trial folder -> result.json text, for the trials Tune has recorded as finished.
+
+    (A trial can write its last epoch just before the kill without Tune recording it;
+    such a trial counts as unfinished and is continued from its last recorded checkpoint,
+    which may repeat its last epoch: deterministically, with the same numbers.)"""
+    from analysis.results import _statuses
     out = {}
-    for f in exp.glob("*/result.json"):
-        lines = [ln for ln in f.read_text().splitlines() if ln.strip()]
-        try:
-            if lines and json.loads(lines[-1]).get("epoch") == 3:
-                out[f.parent.name] = f.read_text()
-        except json.JSONDecodeError:
-            pass
+    for name, status in _statuses(exp).items():
+        f = exp / name / "result.json"
+        if status == "TERMINATED" and f.is_file():
+            out[name] = f.read_text()
     return out
 
 
