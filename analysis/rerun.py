@@ -52,12 +52,8 @@ def rerun_config(experiment_dir, trial_dir, seeds: int, epochs: int | None = Non
                  logging_level="ERROR")
 
     def seed_trial(config):
-        from trainables.loop import train_loop_per_worker
-
-        def report(metrics, checkpoint_dir=None):
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir)
-                        if checkpoint_dir else None)
-        train_loop_per_worker(config, report=report)
+        from trainables.loop import train_loop_per_worker, tune_reporter
+        train_loop_per_worker(config, report=tune_reporter())
 
     space = copy.deepcopy(cfg)
     space["run"]["seed"] = tune.grid_search(list(range(seeds)))

@@ -69,14 +69,10 @@ def make_trainable(resources: dict, experiment_dir: str):
 
     if workers == 1:
         def paretune_trial(config):
-            from trainables.loop import train_loop_per_worker
+            from trainables.loop import train_loop_per_worker, tune_reporter
             cfg = _trial_config(config, resources)
             _write_resolved(cfg)
-
-            def report(metrics, checkpoint_dir=None):
-                ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-                tune.report(metrics, checkpoint=ckpt)
-
+            report = tune_reporter()
             ckpt = tune.get_checkpoint()
             if ckpt is None:
                 train_loop_per_worker(cfg, report=report)

@@ -286,6 +286,17 @@ def _ray_reporter(rank: int):
     return report
 
 
+def tune_reporter():
+    """A ``report(metrics, checkpoint_dir)`` for a Ray Tune function trainable: metrics and
+    the epoch's checkpoint through ``tune.report`` (the folder is copied during the call)."""
+    from ray import tune
+
+    def report(metrics: dict, checkpoint_dir=None):
+        ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report(metrics, checkpoint=ckpt)
+    return report
+
+
 def load_model(checkpoint_dir, device="cpu"):
     """Rebuild the model of a checkpoint folder; returns (model, payload)."""
     payload = _load_checkpoint(checkpoint_dir)
