@@ -295,8 +295,8 @@ def _parse_data(d) -> tuple[dict, list[str]]:
 
 def _param(where: str, v, kind: str, alg: str, objectives, name: str):
     """A parameter value: fixed (type-checked) or a distribution (a mapping)."""
-    if name == "weights" and objectives is not None:
-        return _weights(where, v, alg, objectives)
+    if name in PER_OBJECTIVE and objectives is not None:
+        return _per_objective(where, v, alg, objectives, **PER_OBJECTIVE[name])
     if isinstance(v, dict):
         return _parse_dist(where, v, kind, alg)
     if kind != "any":
@@ -304,14 +304,23 @@ def _param(where: str, v, kind: str, alg: str, objectives, name: str):
     return v
 
 
-def _weights(where: str, v, alg: str, objectives):
+# weighting parameters that map objective -> number (each a value or a distribution):
+# weights need every objective and may be a simplex; bounds (PE-LTR) default to 0.
+PER_OBJECTIVE = {"weights": {"require_all": True, "simplex": True},
+                 "bounds": {"require_all": False, "simplex": False}}
+
+
+def _per_objective(where: str, v, alg: str, objectives, require_all: bool, simplex: bool):
     if v is None:
         return None
     if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in DISTRIBUTIONS:
-        return _parse_dist(where, v, "mapping", alg, objectives)
+        if not simplex and "simplex" in v:
+            _fail(where, v, "simplex is allowed only as weighting.weights")
+        return _parse_dist(where, v, "mapping", alg, objectives if simplex else None)
     if not isinstance(v, dict):
-        _fail(where, v, f"weights are a mapping objective -> weight (value or distribution) "
-                        f"or {{simplex: [objectives]}}; objectives: {_names(objectives)}")
+        form = " or {simplex: [objectives]}" if simplex else ""
+        _fail(where, v, f"a mapping objective -> number >= 0 (value or distribution){form}; "
+                        f"objectives: {_names(objectives)}")
     if any(k in DISTRIBUTIONS for k in v):
         _fail(where, v, f"a distribution is a mapping with exactly one key; per-objective "
                         f"weights use the objective names {_names(objectives)}")
@@ -324,7 +333,7 @@ def _weights(where: str, v, alg: str, objectives):
         if not isinstance(x, dict):
             _check_value(f"{where}.{o}", x, "weight")
     missing = [o for o in objectives if o not in v]
-    if missing:
+    if missing and require_all:
         _fail(where, v, f"lacks objective(s) {_names(missing)}; give a weight for each of "
                         f"{_names(objectives)} (0 to leave one out)")
     return out

@@ -15,9 +15,17 @@ from .base import StepContext, Weighting
 
 WEIGHTINGS: dict[str, str] = {
     "static": "trainables.weighting.static:StaticWeighting",
+    "pe_ltr": "trainables.weighting.pe_ltr:PELTRWeighting",
 }
 
-__all__ = ["WEIGHTINGS", "Weighting", "StepContext", "build_weighting", "weighting_params"]
+__all__ = ["WEIGHTINGS", "Weighting", "StepContext", "build_weighting", "weighting_params",
+           "pe_ltr_weights"]
+
+
+def pe_ltr_weights(grads, bounds=None, mode: str = "two_step"):
+    """PE-LTR KKT weights (DESIGN.md §7.2, §10); see trainables.weighting.pe_ltr."""
+    from .pe_ltr import pe_ltr_weights as solve
+    return solve(grads, bounds, mode)
 
 
 def _cls(name: str):
