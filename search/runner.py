@@ -108,7 +108,7 @@ def make_trainable(resources: dict, experiment_dir: str):
 
 def _searcher(space: Space):
     s = space.search
-    if s["algorithm"] in ("random", "grid"):
+    if s["algorithm"] in ("random", "grid", "pe_ltr_grid"):
         from ray.tune.search.basic_variant import BasicVariantGenerator
         return BasicVariantGenerator(random_state=s["seed"],
                                      max_concurrent=s["max_concurrent"] or 0)
@@ -190,7 +190,7 @@ def run(space_path, storage=None, name=None, smoke_test=False, address=None,
     from ray import tune
     epochs = _max_epochs(space)
     num = space.search["num_samples"]
-    grid = space.search["algorithm"] == "grid"
+    grid = space.search["algorithm"] in ("grid", "pe_ltr_grid")
     tuner = tune.Tuner(
         make_trainable(space.resources, str(experiment_dir)),
         param_space=space.param_space(),
@@ -258,8 +258,10 @@ def _smoke(space: Space) -> Space:
         raw["data"]["rows"] = min(int(raw["data"].get("rows", 20000)), 20000)
     raw.setdefault("optim", {})["epochs"] = 1
     raw.setdefault("search", {})["num_samples"] = min(2, raw["search"].get("num_samples", 2))
-    if raw["search"].get("algorithm") == "grid":
+    if raw["search"].get("algorithm") in ("grid", "pe_ltr_grid"):
         raw["search"]["num_samples"] = 1
+    if raw["search"].get("algorithm") == "pe_ltr_grid":
+        raw["search"]["partitions"] = 1          # one bound vector per objective
     raw.pop("scheduler", None)
     raw.setdefault("tracking", {})["wandb"] = {**(raw["tracking"].get("wandb") or {}),
                                                "mode": "offline"}
@@ -273,3 +275,20 @@ def _finish(experiment_dir: Path, space: Space, grid_result) -> None:
     from analysis.summary import print_summary
     df = load_results(experiment_dir)
     print_summary(df, space.objectives, experiment_dir, file=sys.stdout)
+    if space.search["algorithm"] == "pe_ltr_grid":
+        _print_fair_pick(df, space.objectives)
+
+
+def _print_fair_pick(df, objectives) -> None:
+    """PE-LTR's last step: the fair point of the bounds-grid frontier."""
+    import numpy as np
+    from analysis.pick import select
+    from analysis.results import auc_matrix
+    F = auc_matrix(df, objectives)
+    if not np.isfinite(F).all(axis=1).any():
+        return
+    sel = select(F, objectives, "fair", labels=df["trial_id"].astype(str).tolist())
+    bounds = ", ".join(f"{str(k).split('.', 2)[-1]} {float(v):.3g}"
+                       for k, v in df.iloc[sel.index].items()
+                       if str(k).startswith("config/weighting.bounds."))
+    print(f"  fair pick (PE-LTR): {sel.reason}; its lower bounds: {bounds}", flush=True)

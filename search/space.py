@@ -50,7 +50,9 @@ WANDB_MODES = ("offline", "online", "disabled")
 TOP_LEVEL = ("name", "data", "model", "loss", "weighting", "optim", "run", "search",
              "scheduler", "resources", "tracking")
 TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run")
+PE_LTR_GRID_DEFAULTS = {"partitions": 3, "bounds_total": 0.8}
 SEARCH_DEFAULTS = {"algorithm": "random", "num_samples": 8, "sampler": "nsga2",
+                   **PE_LTR_GRID_DEFAULTS,
                    "max_concurrent": None, "max_failures": 1, "seed": 0, "metrics": None}
 SCHEDULER_DEFAULTS = {"kind": "asha", "metric": "auc_sum", "grace_period": 1,
                       "reduction_factor": 3}
@@ -193,7 +195,20 @@ class Space:
                 out[s] = tune.grid_search(_grid_variants(s, tree))
             else:
                 out[s] = _render(tree, leaf)
+        if alg == "pe_ltr_grid":
+            out["weighting"]["bounds"] = tune.grid_search(self.bound_vectors())
         return out
+
+    def bound_vectors(self) -> list[dict]:
+        """pe_ltr_grid: PE-LTR lower-bound vectors spread evenly over the simplex
+        (Das-Dennis points with ``search.partitions`` divisions) scaled to sum to
+        ``search.bounds_total``; one trial each."""
+        from pymoo.util.ref_dirs import get_reference_directions
+        pts = get_reference_directions("das-dennis", len(self.objectives),
+                                       n_partitions=self.search["partitions"])
+        total = self.search["bounds_total"]
+        return [{o: round(float(v) * total, 12) for o, v in zip(self.objectives, p)}
+                for p in pts]
 
     def fixed_config(self) -> dict:
         """First option of every choice, lower bound of uniform/int, geometric mean of
@@ -412,6 +427,18 @@ def _parse_search(v) -> dict:
         _fail("search.sampler", v["sampler"], "only for search.algorithm optuna")
     else:
         s["sampler"] = None
+    if s["algorithm"] == "pe_ltr_grid":
+        _int_at_least("search.partitions", s["partitions"], 1)
+        t = s["bounds_total"]
+        if not (_is_number(t) and 0 < t < 1):
+            _fail("search.bounds_total", t, "the lower bounds' sum: a number in (0, 1)")
+    else:
+        for key in PE_LTR_GRID_DEFAULTS:
+            if key in v:
+                _fail(f"search.{key}", v[key], "only for search.algorithm pe_ltr_grid")
+            s[key] = None
+    if s["algorithm"] in ("grid", "pe_ltr_grid") and "num_samples" not in v:
+        s["num_samples"] = 1          # for grids num_samples repeats the whole grid
     _int_at_least("search.num_samples", s["num_samples"], 1)
     if s["max_concurrent"] is not None:
         _int_at_least("search.max_concurrent", s["max_concurrent"], 1, "or null")
@@ -460,6 +487,15 @@ def _parse_space(raw, path: Path) -> Space:
         tree[s] = _parse_component(s, raw.get(s), alg, objectives)
     tree["optim"] = _parse_flat("optim", raw.get("optim"), OPTIM_DEFAULTS, alg, False)
     tree["run"] = _parse_flat("run", raw.get("run"), RUN_DEFAULTS, alg, True)
+    if alg == "pe_ltr_grid":
+        w = tree["weighting"]
+        if w.get("kind") != "pe_ltr":
+            kind = (raw.get("weighting") or {}).get("kind", "static")
+            _fail("weighting.kind", kind, "search.algorithm pe_ltr_grid sweeps PE-LTR lower "
+                                          "bounds: set weighting.kind to pe_ltr")
+        if w.get("bounds") is not None:
+            _fail("weighting.bounds", raw["weighting"]["bounds"],
+                  "set by search.algorithm pe_ltr_grid (one trial per bound vector); remove it")
 
     if search["metrics"] is None:
         search["metrics"] = [f"auc/{o}" for o in objectives]

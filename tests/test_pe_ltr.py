@@ -168,3 +168,41 @@ def test_space_files_take_per_objective_bounds(tmp_path):
         load_space(_space(tmp_path, "{kind: pe_ltr, bounds: {purchase: 0.1}}"))
     with pytest.raises(SpaceError, match=r"simplex is allowed only as weighting\.weights"):
         load_space(_space(tmp_path, "{kind: pe_ltr, bounds: {simplex: [buy, follow]}}"))
+
+
+def _grid_space(tmp_path, search: str, weighting: str = "{kind: pe_ltr}"):
+    f = tmp_path / "grid.yaml"
+    f.write_text("name: g\ndata: {source: synthetic, rows: 20000, objectives: [buy, follow, "
+                 f"long_view, click]}}\nmodel: {{family: mlp}}\nweighting: {weighting}\n"
+                 f"search: {search}\n")
+    return f
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3])
+def test_pe_ltr_grid_spreads_bound_vectors_evenly_over_the_simplex(tmp_path, partitions):
+    from math import comb
+    from search.space import load_space
+    s = load_space(_grid_space(tmp_path, f"{{algorithm: pe_ltr_grid, partitions: {partitions},"
+                                         f" bounds_total: 0.6}}"))
+    vecs = s.bound_vectors()
+    assert len(vecs) == comb(partitions + 3, 3)                 # Das-Dennis, 4 objectives
+    B = np.array([[v[o] for o in s.objectives] for v in vecs])
+    np.testing.assert_allclose(B.sum(1), 0.6)
+    assert (B >= 0).all() and len({tuple(r) for r in B}) == len(B)
+    steps = np.unique(np.round(B / 0.6 * partitions, 9))         # multiples of 1/partitions
+    np.testing.assert_allclose(steps, np.round(steps))
+    grid = s.param_space()["weighting"]["bounds"]
+    assert grid == {"grid_search": vecs} and s.search["num_samples"] == 1
+
+
+@pytest.mark.parametrize("search,weighting,pattern", [
+    ("{algorithm: pe_ltr_grid}", "{kind: static}", r"weighting\.kind.*set weighting\.kind to pe_ltr"),
+    ("{algorithm: pe_ltr_grid}", "{kind: pe_ltr, bounds: {buy: 0.1}}", r"weighting\.bounds.*set by"),
+    ("{algorithm: pe_ltr_grid, bounds_total: 1.0}", "{kind: pe_ltr}", r"search\.bounds_total"),
+    ("{algorithm: pe_ltr_grid, partitions: 0}", "{kind: pe_ltr}", r"search\.partitions"),
+    ("{algorithm: random, partitions: 2}", "{kind: pe_ltr}", r"only for search\.algorithm pe_ltr_grid"),
+])
+def test_pe_ltr_grid_errors(tmp_path, search, weighting, pattern):
+    from search.space import SpaceError, load_space
+    with pytest.raises(SpaceError, match=pattern):
+        load_space(_grid_space(tmp_path, search, weighting))
