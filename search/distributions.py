@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "simplex")
-ALGORITHMS = ("random", "grid", "optuna", "pe_ltr_grid")
+ALGORITHMS = ("random", "grid", "optuna", "nsga2", "pe_ltr_grid")
 SIMPLEX = "__simplex__"
 SIMPLEX_LOW = 1e-9
 

@@ -112,15 +112,19 @@ def _searcher(space: Space):
         from ray.tune.search.basic_variant import BasicVariantGenerator
         return BasicVariantGenerator(random_state=s["seed"],
                                      max_concurrent=s["max_concurrent"] or 0)
-    import optuna
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-    sampler = optuna.samplers.NSGAIISampler(seed=s["seed"]) if s["sampler"] == "nsga2" \
-        else optuna.samplers.TPESampler(seed=s["seed"])
     metrics = s["metrics"]
-    searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
-                            mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
-                            sampler=sampler)
+    if s["algorithm"] == "nsga2":
+        from .nsga2 import NSGA2Searcher
+        searcher = NSGA2Searcher(metrics, s["population"], s["generations"], s["seed"] or 0)
+    else:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+        sampler = optuna.samplers.NSGAIISampler(seed=s["seed"]) if s["sampler"] == "nsga2" \
+            else optuna.samplers.TPESampler(seed=s["seed"])
+        searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
+                                mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
+                                sampler=sampler)
     if s["max_concurrent"]:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=s["max_concurrent"])
     return searcher
@@ -191,11 +195,13 @@ def run(space_path, storage=None, name=None, smoke_test=False, address=None,
     epochs = _max_epochs(space)
     num = space.search["num_samples"]
     grid = space.search["algorithm"] in ("grid", "pe_ltr_grid")
+    tune_samples = -1 if space.search["algorithm"] == "nsga2" else num   # the searcher ends it
     tuner = tune.Tuner(
         make_trainable(space.resources, str(experiment_dir)),
         param_space=space.param_space(),
         tune_config=tune.TuneConfig(search_alg=_searcher(space),
-                                    scheduler=_scheduler(space, epochs), num_samples=num,
+                                    scheduler=_scheduler(space, epochs),
+                                    num_samples=tune_samples,
                                     max_concurrent_trials=space.search["max_concurrent"]),
         run_config=tune.RunConfig(
             name=name, storage_path=str(storage), verbose=0,
@@ -257,7 +263,11 @@ def _smoke(space: Space) -> Space:
     if raw["data"].get("source") == "synthetic":
         raw["data"]["rows"] = min(int(raw["data"].get("rows", 20000)), 20000)
     raw.setdefault("optim", {})["epochs"] = 1
-    raw.setdefault("search", {})["num_samples"] = min(2, raw["search"].get("num_samples", 2))
+    raw.setdefault("search", {})
+    if raw["search"].get("algorithm") == "nsga2":
+        raw["search"].update(population=2, generations=2)
+    else:
+        raw["search"]["num_samples"] = min(2, raw["search"].get("num_samples", 2))
     if raw["search"].get("algorithm") in ("grid", "pe_ltr_grid"):
         raw["search"]["num_samples"] = 1
     if raw["search"].get("algorithm") == "pe_ltr_grid":

@@ -51,8 +51,9 @@ TOP_LEVEL = ("name", "data", "model", "loss", "weighting", "optim", "run", "sear
              "scheduler", "resources", "tracking")
 TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run")
 PE_LTR_GRID_DEFAULTS = {"partitions": 3, "bounds_total": 0.8}
+NSGA2_DEFAULTS = {"population": 16, "generations": 8}
 SEARCH_DEFAULTS = {"algorithm": "random", "num_samples": 8, "sampler": "nsga2",
-                   **PE_LTR_GRID_DEFAULTS,
+                   **PE_LTR_GRID_DEFAULTS, **NSGA2_DEFAULTS,
                    "max_concurrent": None, "max_failures": 1, "seed": 0, "metrics": None}
 SCHEDULER_DEFAULTS = {"kind": "asha", "metric": "auc_sum", "grace_period": 1,
                       "reduction_factor": 3}
@@ -436,6 +437,18 @@ def _parse_search(v) -> dict:
         for key in PE_LTR_GRID_DEFAULTS:
             if key in v:
                 _fail(f"search.{key}", v[key], "only for search.algorithm pe_ltr_grid")
+            s[key] = None
+    if s["algorithm"] == "nsga2":
+        _int_at_least("search.population", s["population"], 2)
+        _int_at_least("search.generations", s["generations"], 1)
+        if "num_samples" in v:
+            _fail("search.num_samples", v["num_samples"], "nsga2 runs population x "
+                  "generations trials; set those instead")
+        s["num_samples"] = s["population"] * s["generations"]
+    else:
+        for key in NSGA2_DEFAULTS:
+            if key in v:
+                _fail(f"search.{key}", v[key], "only for search.algorithm nsga2")
             s[key] = None
     if s["algorithm"] in ("grid", "pe_ltr_grid") and "num_samples" not in v:
         s["num_samples"] = 1          # for grids num_samples repeats the whole grid

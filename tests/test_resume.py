@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .test_search import write_space
 
@@ -32,10 +33,19 @@ def _finished(exp: Path) -> dict[str, str]:
     return out
 
 
-def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path):
-    space = write_space(tmp_path, "killme", optim={"epochs": 3},
-                        search={"num_samples": 5, "max_concurrent": 1},
+@pytest.mark.parametrize("search", [
+    {"num_samples": 5, "max_concurrent": 1},
+    # NSGA-II: 5 trials = generations of 3 and the searcher's state restored mid-way
+    {"algorithm": "nsga2", "population": 3, "generations": 2, "max_concurrent": 1},
+], ids=["random", "nsga2"])
+def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path, search):
+    space = write_space(tmp_path, "killme", optim={"epochs": 3}, search=search,
                         tracking={"wandb": {"mode": "disabled"}})
+    if search.get("algorithm") == "nsga2":      # population x generations set the count
+        raw = yaml.safe_load(space.read_text())
+        raw["search"].pop("num_samples")
+        space.write_text(yaml.safe_dump(raw))
+    n_trials = 6 if search.get("algorithm") == "nsga2" else 5
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     exp = tmp_path / "exp" / "killme"
     proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(space), "--storage",
@@ -56,7 +66,8 @@ def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     from analysis.results import load_results
     df = load_results(exp)
-    assert len(df) == 5 and (df["status"] == "TERMINATED").all(), df[["trial_id", "status"]]
+    assert len(df) == n_trials and (df["status"] == "TERMINATED").all(), \
+        df[["trial_id", "status"]]
     after = _finished(exp)
     for name, text in done_before.items():
         assert after[name] == text          # finished trials kept, not re-run
