@@ -14,9 +14,9 @@ names an unknown one gets an error listing the allowed ones (see :func:`loss_par
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Callable
+
+from .._registry import check_params, keyword_defaults, lookup
 
 # name -> "module:function"; the module is imported only when the loss is chosen
 # (rank_auc pulls in torchsort's compiled extension).
@@ -32,29 +32,17 @@ LOSSES: dict[str, str] = {
 
 def get_loss(name: str) -> Callable:
     """The loss function registered as ``name``; ValueError listing the valid names."""
-    try:
-        target = LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}") \
-            from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return lookup(LOSSES, name, "loss", "losses")
 
 
 def loss_params(name: str) -> dict:
     """The loss's hyper-parameters and their defaults."""
-    sig = inspect.signature(get_loss(name))
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return keyword_defaults(get_loss(name))
 
 
 def resolve_loss_params(name: str, given: dict | None) -> dict:
     """Defaults of loss ``name`` overridden by ``given``; unknown keys are an error."""
     defaults = loss_params(name)
     given = dict(given or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        allowed = ", ".join(sorted(defaults)) or "none"
-        raise ValueError(f"loss {name!r} has no parameter(s) {', '.join(unknown)}; "
-                         f"allowed: {allowed}")
+    check_params("loss", name, given, defaults)
     return {**defaults, **given}

@@ -10,11 +10,9 @@ the constructor's signature (an unknown one is an error naming the allowed ones)
 """
 from __future__ import annotations
 
-import importlib
-import inspect
-
 import torch
 
+from .._registry import check_params, keyword_defaults, lookup
 from ._features import FeatureSpec
 
 MODELS: dict[str, str] = {
@@ -27,29 +25,17 @@ __all__ = ["MODELS", "FeatureSpec", "build_model", "model_params"]
 
 
 def _cls(name: str):
-    try:
-        target = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model family {name!r}; valid families: "
-                         f"{', '.join(sorted(MODELS))}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return lookup(MODELS, name, "model family", "families")
 
 
 def model_params(name: str) -> dict:
     """The model's hyper-parameters and their defaults."""
-    sig = inspect.signature(_cls(name).__init__)
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return keyword_defaults(_cls(name))
 
 
 def build_model(name: str, n_objectives: int, features: FeatureSpec,
                 params: dict | None = None) -> torch.nn.Module:
     """Instantiate model family ``name``; unknown hyper-parameters are an error."""
     params = dict(params or {})
-    allowed = model_params(name)
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(f"model {name!r} has no parameter(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
+    check_params("model", name, params, model_params(name))
     return _cls(name)(n_objectives, features, **params)

@@ -8,9 +8,7 @@ Registered by name (``WEIGHTINGS``); each is a class built with
 """
 from __future__ import annotations
 
-import importlib
-import inspect
-
+from .._registry import check_params, keyword_defaults, lookup
 from .base import StepContext, Weighting
 
 WEIGHTINGS: dict[str, str] = {
@@ -29,28 +27,16 @@ def pe_ltr_weights(grads, bounds=None, mode: str = "two_step"):
 
 
 def _cls(name: str):
-    try:
-        target = WEIGHTINGS[name]
-    except KeyError:
-        raise ValueError(f"unknown weighting {name!r}; valid weightings: "
-                         f"{', '.join(sorted(WEIGHTINGS))}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return lookup(WEIGHTINGS, name, "weighting", "weightings")
 
 
 def weighting_params(name: str) -> dict:
     """The weighting's parameters and their defaults."""
-    sig = inspect.signature(_cls(name).__init__)
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return keyword_defaults(_cls(name))
 
 
 def build_weighting(name: str, objectives: list[str], params: dict | None = None) -> Weighting:
     """Instantiate weighting ``name``; unknown parameters are an error naming the allowed ones."""
     params = dict(params or {})
-    allowed = weighting_params(name)
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(f"weighting {name!r} has no parameter(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(allowed)) or 'none'}")
+    check_params("weighting", name, params, weighting_params(name))
     return _cls(name)(list(objectives), **params)
