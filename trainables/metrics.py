@@ -93,6 +93,25 @@ def auc(scores, labels) -> float:
     return float(auc_per_objective(s, y)[0].item())
 
 
+def _group_sort(keys: torch.Tensor, groups: torch.Tensor):
+    """Order rows by (group, key), both ascending, ties in input order (two stable sorts).
+
+    Returns the order, a mask of the rows that start a group (in sorted order), each
+    sorted row's 0-based group id, and each group's first sorted position (int64).
+    """
+    o1 = torch.sort(keys, stable=True).indices
+    order = o1[torch.sort(groups[o1], stable=True).indices]
+    g = groups[order]
+    new_group = torch.ones(g.shape[0], dtype=torch.bool, device=g.device)
+    new_group[1:] = g[1:] != g[:-1]
+    gid = new_group.cumsum(0) - 1
+    n_groups = int(gid[-1].item()) + 1 if g.shape[0] else 0
+    start = torch.zeros(n_groups, dtype=torch.int64, device=g.device)
+    start.scatter_reduce_(0, gid, torch.arange(g.shape[0], device=g.device), reduce="amin",
+                          include_self=False)
+    return order, new_group, gid, start
+
+
 def gauc_per_objective(scores: torch.Tensor, labels: torch.Tensor,
                        groups: torch.Tensor) -> torch.Tensor:
     """Impression-weighted GAUC per label column (n, K) -> (K,) float64.
@@ -105,22 +124,14 @@ def gauc_per_objective(scores: torch.Tensor, labels: torch.Tensor,
         labels = labels[:, None]
     _check_1d(scores, labels)
     n = scores.shape[0]
-    # Sort by (group, score): stable sort by score, then stable sort by group.
-    o1 = torch.sort(scores, stable=True).indices
-    o2 = torch.sort(groups[o1], stable=True).indices
-    order = o1[o2]
-    g = groups[order]
+    order, new_group, gid, start = _group_sort(scores, groups)
     s = scores[order]
-    new_group = torch.ones(n, dtype=torch.bool, device=scores.device)
-    new_group[1:] = g[1:] != g[:-1]
     new_tie = new_group.clone()
     new_tie[1:] |= s[1:] != s[:-1]
-    gid = new_group.cumsum(0) - 1
     tid = new_tie.cumsum(0) - 1
-    n_groups = int(gid[-1].item()) + 1 if n else 0
+    n_groups = start.shape[0]
     pos_idx = torch.arange(n, device=scores.device, dtype=torch.float64)
-    group_start = torch.zeros(n_groups, dtype=torch.float64, device=scores.device)
-    group_start.scatter_reduce_(0, gid, pos_idx, reduce="amin", include_self=False)
+    group_start = start.to(torch.float64)
     # Average 1-based rank inside the tie run, relative to the group's first row.
     n_ties = int(tid[-1].item()) + 1 if n else 0
     tie_first = torch.zeros(n_ties, dtype=torch.float64, device=scores.device)
@@ -191,17 +202,8 @@ def dcg_at_k(scores, gains, k: int, groups=None) -> float:
     if groups is None:
         groups = torch.zeros(s.shape[0], dtype=torch.int64, device=s.device)
     g = _as_tensor(groups, "groups").to(torch.int64)
-    o1 = torch.sort(-s, stable=True).indices
-    o2 = torch.sort(g[o1], stable=True).indices
-    order = o1[o2]
-    gs = g[order]
-    new_group = torch.ones_like(gs, dtype=torch.bool)
-    new_group[1:] = gs[1:] != gs[:-1]
-    gid = new_group.cumsum(0) - 1
-    idx = torch.arange(gs.shape[0], device=s.device)
-    start = torch.zeros(int(gid[-1]) + 1, dtype=torch.int64, device=s.device)
-    start.scatter_reduce_(0, gid, idx, reduce="amin", include_self=False)
-    pos = idx - start[gid]  # 0-based position inside the group
+    order, _, gid, start = _group_sort(-s, g)
+    pos = torch.arange(s.shape[0], device=s.device) - start[gid]  # position in the group
     disc = torch.where(pos < k, 1.0 / torch.log2(pos.to(torch.float64) + 2.0),
                        torch.zeros_like(pos, dtype=torch.float64))
     per_group = torch.zeros(start.shape[0], dtype=torch.float64, device=s.device)

@@ -19,3 +19,19 @@ def as_matrix(scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
 
 def finish(per_objective: torch.Tensor, squeeze: bool) -> torch.Tensor:
     return per_objective[0] if squeeze else per_objective
+
+
+def class_moments(x: torch.Tensor, y: torch.Tensor):
+    """Per label column: positives' and negatives' counts, means and (population) variances
+    of ``x`` in O(n). ``x`` is centred first, so the one-pass variances do not cancel in
+    float32 when values sit far from 0 (moments of differences are unchanged)."""
+    x = x - x.detach().mean()
+    n = x.shape[0]
+    pos = y.sum(0)
+    neg = n - pos
+    s1, s2 = x @ y, (x * x) @ y                       # positives' sum, sum of squares
+    t1, t2 = x.sum() - s1, (x * x).sum() - s2         # negatives'
+    mu_p, mu_n = s1 / pos.clamp_min(1), t1 / neg.clamp_min(1)
+    var_p = (s2 / pos.clamp_min(1) - mu_p * mu_p).clamp_min(0)
+    var_n = (t2 / neg.clamp_min(1) - mu_n * mu_n).clamp_min(0)
+    return pos, neg, mu_p, mu_n, var_p, var_n

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_matrix, finish
+from ._common import as_matrix, class_moments, finish
 
 
 def aucm(scores: torch.Tensor, labels: torch.Tensor, *, margin: float = 1.0) -> torch.Tensor:
@@ -23,15 +23,7 @@ def aucm(scores: torch.Tensor, labels: torch.Tensor, *, margin: float = 1.0) -> 
     if margin <= 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     y, squeeze = as_matrix(scores, labels)
-    h = torch.sigmoid(scores)
-    n = scores.shape[0]
-    pos = y.sum(0)
-    neg = n - pos
+    pos, neg, mu_p, mu_n, var_p, var_n = class_moments(torch.sigmoid(scores), y)
     defined = (pos > 0) & (neg > 0)
-    h1, h2 = h @ y, (h * h) @ y
-    g1, g2 = h.sum() - h1, (h * h).sum() - h2
-    mu_p, mu_n = h1 / pos.clamp_min(1), g1 / neg.clamp_min(1)
-    var_p = (h2 / pos.clamp_min(1) - mu_p * mu_p).clamp_min(0)
-    var_n = (g2 / neg.clamp_min(1) - mu_n * mu_n).clamp_min(0)
     per = var_p + var_n + torch.clamp(margin - mu_p + mu_n, min=0) ** 2
     return finish(torch.where(defined, per, torch.zeros_like(per)), squeeze)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._common import as_matrix, finish
+from ._common import as_matrix, class_moments, finish
 
 
 def pairwise_logistic(scores: torch.Tensor, labels: torch.Tensor, *,
@@ -45,17 +45,7 @@ def pairwise_square(scores: torch.Tensor, labels: torch.Tensor, *,
                     margin: float = 1.0) -> torch.Tensor:
     """Exact mean of (margin - (s_i - s_j))^2 over all positive-negative pairs, per objective."""
     y, squeeze = as_matrix(scores, labels)
-    n = scores.shape[0]
-    pos = y.sum(0)
-    neg = n - pos
+    pos, neg, mu_p, mu_n, var_p, var_n = class_moments(scores, y)
     defined = (pos > 0) & (neg > 0)
-    # The loss only depends on score differences; centering keeps the one-pass variances
-    # below from cancelling catastrophically in float32 when scores sit far from 0.
-    x = scores - scores.detach().mean()
-    s1, s2 = x @ y, (x * x) @ y                       # positives' sum, sum of squares
-    t1, t2 = x.sum() - s1, (x * x).sum() - s2         # negatives'
-    mu_p, mu_n = s1 / pos.clamp_min(1), t1 / neg.clamp_min(1)
-    var_p = (s2 / pos.clamp_min(1) - mu_p * mu_p).clamp_min(0)
-    var_n = (t2 / neg.clamp_min(1) - mu_n * mu_n).clamp_min(0)
     per = (margin - mu_p + mu_n) ** 2 + var_p + var_n
     return finish(torch.where(defined, per, torch.zeros_like(per)), squeeze)
