@@ -15,12 +15,11 @@ import yaml
 
 
 def _load(experiment):
-    from .results import auc_matrix, experiment_meta, load_results
+    from .results import experiment_meta, load_results
     df = load_results(experiment)
-    objectives = df.attrs["objectives"]
     if not len(df):
         raise ValueError(f"{experiment}: no trials recorded yet")
-    return df, objectives, experiment_meta(experiment), auc_matrix
+    return df, df.attrs["objectives"], experiment_meta(experiment)
 
 
 def _trial_row(df, trial_id: str) -> int:
@@ -47,7 +46,8 @@ def cmd_frontier(a) -> int:
     from .frontier import hypervolume_curve
     from .plots import plot_hypervolume, plot_parallel, plot_tradeoffs
     from .summary import print_summary
-    df, objectives, meta, auc_matrix = _load(a.experiment)
+    from .results import auc_matrix
+    df, objectives, meta = _load(a.experiment)
     exp = Path(a.experiment)
     F = auc_matrix(df, objectives, a.use)
     ref, ref_label = None, "worst value per objective"
@@ -97,8 +97,9 @@ def _has_pyarrow() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-def _pick(df, objectives, auc_matrix, a):
+def _pick(df, objectives, a):
     from .pick import select
+    from .results import auc_matrix
     F = auc_matrix(df, objectives, a.use)
     params = {}
     if a.rule == "fair" and a.baseline:
@@ -112,8 +113,8 @@ def _pick(df, objectives, auc_matrix, a):
 
 def cmd_pick(a) -> int:
     from .results import trial_config
-    df, objectives, _, auc_matrix = _load(a.experiment)
-    sel = _pick(df, objectives, auc_matrix, a)
+    df, objectives, _ = _load(a.experiment)
+    sel = _pick(df, objectives, a)
     row = df.iloc[sel.index]
     cfg = trial_config(row["dir"])
     print(f"picked {row['trial_id']} ({row['group']}) by rule {sel.rule}: {sel.reason}")
@@ -130,10 +131,10 @@ def cmd_pick(a) -> int:
 def cmd_rerun(a) -> int:
     from .pick import SELECTORS
     from .rerun import format_summary, rerun_config
-    df, objectives, _, auc_matrix = _load(a.experiment)
+    df, objectives, _ = _load(a.experiment)
     if a.point in SELECTORS:
         a.rule = a.point
-        i = _pick(df, objectives, auc_matrix, a).index
+        i = _pick(df, objectives, a).index
     else:
         i = _trial_row(df, a.point)
     summary = rerun_config(a.experiment, df["dir"][i], a.seeds, a.epochs, num_cpus=a.num_cpus)

@@ -29,10 +29,11 @@ def print_summary(df, objectives, experiment_dir, file=sys.stdout, which="final"
         head = f"  {'':1s} {'trial':14s} {'group':24s} " + " ".join(
             f"{o[:10]:>10s}" for o in objectives) + f" {'auc_sum':>8s}"
         p(head)
-        order = sorted(np.flatnonzero(finite), key=lambda i: (i not in set(front),
+        on_front = set(front.tolist())
+        order = sorted(np.flatnonzero(finite), key=lambda i: (i not in on_front,
                                                               -float(np.sum(F[i]))))
         for i in order:
-            mark = "*" if i in set(front) else " "
+            mark = "*" if i in on_front else " "
             r = df.iloc[i]
             p(f"  {mark} {str(r['trial_id'])[:14]:14s} {str(r['group'])[:24]:24s} " +
               " ".join(f"{F[i, j]:10.4f}" for j in range(len(objectives))) +

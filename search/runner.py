@@ -183,8 +183,10 @@ def run(space_path, storage=None, name=None, smoke_test=False, address=None,
             f"experiment {experiment_dir} exists; resume it with `python -m search resume "
             f"{experiment_dir}`, or pick another --name")
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(space.path, experiment_dir / SPACE_COPY) if not smoke_test else \
+    if smoke_test:   # the space as run: a shrunken copy of the file
         (experiment_dir / SPACE_COPY).write_text(yaml.safe_dump(space.raw, sort_keys=False))
+    else:
+        shutil.copyfile(space.path, experiment_dir / SPACE_COPY)
     (experiment_dir / EXPERIMENT_FILE).write_text(json.dumps({
         "name": name, "objectives": space.objectives, "metrics": space.search["metrics"],
         "space": str(space.path), "smoke_test": smoke_test, "created": time.time(),
