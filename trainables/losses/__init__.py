@@ -7,6 +7,10 @@ A loss is a function ``loss(scores, labels, *, hparam=default)``:
   one loss per objective. The (n, K) form is what the training loop uses: objectives
   that share work (one soft-rank of the shared score, one log-sigmoid) do it once.
 
+A population of P models scored on the same batch (``trainables.population``) passes
+``scores`` of shape (P, n) and gets (P, K) back: one row per member, computed together
+(torchsort ranks the P rows in one call).
+
 Every loss is minimized. A batch where an objective has no positives or no negatives
 contributes 0 (no gradient) for a ranking loss, since its AUC is undefined there.
 Hyper-parameters are keyword-only with their defaults in the signature; a config that

@@ -17,8 +17,8 @@ from ._common import as_matrix, finish
 def label_aggregation(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean squared error of the raw score to each objective's label."""
     y, squeeze = as_matrix(scores, labels)
-    n = scores.shape[0]
-    s2 = (scores * scores).sum()
+    n = scores.shape[-1]
+    s2 = (scores * scores).sum(-1, keepdim=True)
     # mean (s - y)^2 = (sum s^2 - 2 s.y + sum y^2) / n, with y^2 = y for 0/1 labels
     per = (s2 - 2.0 * (scores @ y) + y.sum(0)) / n
     return finish(per, squeeze)

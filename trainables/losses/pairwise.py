@@ -28,17 +28,17 @@ def pairwise_logistic(scores: torch.Tensor, labels: torch.Tensor, *,
     out = []
     for k in range(y.shape[1]):
         is_pos = y[:, k] > 0.5
-        s_pos, s_neg = scores[is_pos], scores[~is_pos]
-        n_pos, n_neg = s_pos.shape[0], s_neg.shape[0]
+        s_pos, s_neg = scores[..., is_pos], scores[..., ~is_pos]
+        n_pos, n_neg = s_pos.shape[-1], s_neg.shape[-1]
         if n_pos == 0 or n_neg == 0:
-            out.append(scores.sum() * 0.0)
+            out.append(scores.sum(-1) * 0.0)
         elif n_pos * n_neg <= max_pairs:
-            out.append(F.softplus(s_neg[None, :] - s_pos[:, None]).mean())
+            out.append(F.softplus(s_neg[..., None, :] - s_pos[..., :, None]).mean((-2, -1)))
         else:
             i = torch.randint(n_pos, (max_pairs,), device=scores.device)
             j = torch.randint(n_neg, (max_pairs,), device=scores.device)
-            out.append(F.softplus(s_neg[j] - s_pos[i]).mean())
-    return finish(torch.stack(out), squeeze)
+            out.append(F.softplus(s_neg[..., j] - s_pos[..., i]).mean(-1))
+    return finish(torch.stack(out, -1), squeeze)
 
 
 def pairwise_square(scores: torch.Tensor, labels: torch.Tensor, *,

@@ -40,12 +40,12 @@ def rank_auc(scores: torch.Tensor, labels: torch.Tensor, *,
         raise ValueError(f"soft_rank_device must be one of {SOFT_RANK_DEVICES}, "
                          f"got {soft_rank_device!r}")
     y, squeeze = as_matrix(scores, labels)
-    x = scores[None, :]
+    x = scores[None, :] if scores.ndim == 1 else scores     # torchsort ranks rows
     if soft_rank_device == "cpu" or (soft_rank_device == "auto" and x.is_cuda):
         x = x.cpu()     # a differentiable copy: the gradient flows back to the device
     ranks = torchsort.soft_rank(x, regularization=regularization,
-                                regularization_strength=regularization_strength)[0]
-    ranks = ranks.to(scores.device)
+                                regularization_strength=regularization_strength)
+    ranks = ranks.to(scores.device).reshape(scores.shape)
     pos = y.sum(0)
     neg = y.shape[0] - pos
     defined = (pos > 0) & (neg > 0)

@@ -169,7 +169,13 @@ class PELTRWeighting(Weighting):
     ``gradients``: "scores" (gradient of each loss w.r.t. the batch's scores, cheap) or
     "shared" (w.r.t. all model parameters, the paper's choice). ``mode``: "two_step" or
     "exact". Until the first solve the weights are uniform.
+
+    In a population each member has its own bounds and weights; the K backward passes
+    give every member's gradient rows at once (members share no parameters), then the
+    P small problems are solved one by one.
     """
+
+    member_state = ("bounds", "_w")
 
     def __init__(self, objectives: list[str], *, bounds=None, every: int = 1,
                  gradients: str = "scores", mode: str = "two_step"):
@@ -203,26 +209,33 @@ class PELTRWeighting(Weighting):
                                dtype=torch.float32)
 
     def _grads(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """(P, K, D) gradient rows (P = 1 for one model)."""
+        k = losses.shape[-1]
+        members = self.members or 1
         if self.gradients == "scores":
-            rows = [torch.autograd.grad(losses[i], ctx.scores, retain_graph=True,
-                                        allow_unused=True)[0] for i in range(len(losses))]
-            return torch.stack([r if r is not None else torch.zeros_like(ctx.scores)
-                                for r in rows])
+            rows = [torch.autograd.grad(losses[..., i].sum(), ctx.scores, retain_graph=True,
+                                        allow_unused=True)[0] for i in range(k)]
+            rows = [r if r is not None else torch.zeros_like(ctx.scores) for r in rows]
+            return torch.stack([r.reshape(members, -1) for r in rows], 1)
         params = [p for p in ctx.model.parameters() if p.requires_grad]
         rows = []
-        for i in range(len(losses)):
-            gs = torch.autograd.grad(losses[i], params, retain_graph=True, allow_unused=True)
-            rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                                   for g, p in zip(gs, params)]))
-        return torch.stack(rows)
+        for i in range(k):
+            gs = torch.autograd.grad(losses[..., i].sum(), params, retain_graph=True,
+                                     allow_unused=True)
+            rows.append(torch.cat([(g if g is not None else torch.zeros_like(p))
+                                   .reshape(members, -1) for g, p in zip(gs, params)], 1))
+        return torch.stack(rows, 1)
 
     def combine(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         if ctx.step % self.every == 0:
-            G = self._grads(losses, ctx)
-            if bool(torch.isfinite(G).all()):
-                self._w = torch.as_tensor(pe_ltr_weights(G, self.bounds, self.mode),
-                                          dtype=torch.float32, device="cpu")
-        return losses @ self._w.to(device=losses.device, dtype=losses.dtype)
+            G = self._grads(losses, ctx).detach().to("cpu", torch.float64)
+            bounds = self.bounds.reshape(G.shape[0], -1)
+            w = self._w.reshape(G.shape[0], -1).clone()
+            for m in range(G.shape[0]):
+                if bool(torch.isfinite(G[m]).all()):    # a diverged member keeps its weights
+                    w[m] = torch.as_tensor(pe_ltr_weights(G[m].numpy(), bounds[m], self.mode))
+            self._w = w.reshape(self._w.shape)
+        return (losses * self._w.to(device=losses.device, dtype=losses.dtype)).sum()
 
     def weights(self) -> torch.Tensor:
         return self._w.clone()

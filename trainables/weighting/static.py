@@ -9,12 +9,14 @@ from .base import StepContext, Weighting
 
 
 class StaticWeighting(Weighting):
-    """loss = sum_k w_k L_k with fixed w.
+    """loss = sum_k w_k L_k with fixed w (per member in a population).
 
     ``weights``: a mapping objective -> weight, a list in objective order, or None for
     1.0 each (the paper's equal weights). Weights must be finite and >= 0 and not all 0.
     ``normalize``: divide by their sum, so only the ratios matter.
     """
+
+    member_state = ("_w",)
 
     def __init__(self, objectives: list[str], *, weights=None, normalize: bool = False):
         super().__init__(objectives)
@@ -46,12 +48,13 @@ class StaticWeighting(Weighting):
         if normalize:
             values = [v / total for v in values]
         self._w = torch.tensor(values, dtype=torch.float32)
-        self._on: torch.Tensor | None = None
+        self._cache_on: torch.Tensor | None = None
 
     def combine(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        if self._on is None or self._on.device != losses.device or self._on.dtype != losses.dtype:
-            self._on = self._w.to(device=losses.device, dtype=losses.dtype)
-        return losses @ self._on
+        on = self._cache_on
+        if on is None or on.device != losses.device or on.dtype != losses.dtype:
+            on = self._cache_on = self._w.to(device=losses.device, dtype=losses.dtype)
+        return (losses * on).sum()
 
     def weights(self) -> torch.Tensor:
         return self._w.clone()
