@@ -37,11 +37,12 @@ RUN_DEFAULTS = {
     "resume_from": None,          # outside Ray: a checkpoint folder to continue from
     "verbose": True,              # outside Ray: print a line per epoch
     "nan_check_every": None,      # steps between NaN checks; None = 1 on CPU, 20 on CUDA
+    "chunk_rows": None,           # population: rows per vmapped chunk; None = auto
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
 # Sections a space file has that the training loop does not use.
 SPACE_ONLY = {"name", "search", "scheduler", "resources", "tracking"}
-SECTIONS = {"data", "model", "loss", "weighting", "optim", "run"}
+SECTIONS = {"data", "model", "loss", "weighting", "optim", "run", "population"}
 
 
 def _strict(section: str, given: dict, defaults: dict, selector: str | None = None) -> dict:
@@ -73,6 +74,7 @@ def resolve_config(config: dict) -> dict:
                          f"{', '.join(sorted(SECTIONS | SPACE_ONLY))}")
     for s in SPACE_ONLY:
         cfg.pop(s, None)
+    population = cfg.pop("population", None)
     if "data" not in cfg:
         raise ValueError("config needs a 'data' section ({path: ...} or {source: synthetic})")
     out = {"data": _strict("data", cfg["data"], data_params(cfg["data"]))}
@@ -101,4 +103,30 @@ def resolve_config(config: dict) -> dict:
     for key in ("batch_size", "epochs"):
         if not isinstance(o[key], int) or o[key] < 1:
             raise ValueError(f"optim.{key} must be an integer >= 1, got {o[key]!r}")
+    if population is not None:
+        out["population"] = _resolve_population(cfg, population)
     return out
+
+
+def _resolve_population(base: dict, population) -> list[dict]:
+    """Check every member (its whole config resolved on its own) and that members differ
+    only where a population may (trainables.population.MEMBER_KEYS)."""
+    from .population import _deep_merge, check_population
+    if not isinstance(population, list) or not population or \
+            not all(isinstance(m, dict) for m in population):
+        raise ValueError(f"population must be a non-empty list of per-member overrides "
+                         f"(mappings such as {{weighting: {{weights: ...}}, optim: {{lr: ...}}}}), "
+                         f"got {population!r}")
+    resolved = []
+    for i, entry in enumerate(population):
+        bad = sorted(set(entry) - {"weighting", "optim", "run"})
+        if bad:
+            raise ValueError(f"population member {i}: section(s) {', '.join(bad)} cannot "
+                             f"differ inside a population; a member overrides weighting, "
+                             f"optim.lr or run.seed")
+        try:
+            resolved.append(resolve_config(_deep_merge(base, entry)))
+        except ValueError as e:
+            raise ValueError(f"population member {i}: {e}") from None
+    check_population(base, resolved)
+    return copy.deepcopy(population)

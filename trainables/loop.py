@@ -20,6 +20,7 @@ A NaN/inf loss raises :class:`TrainingDiverged` naming the step and the objectiv
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -34,6 +35,8 @@ from .data import load_dataset, resolve_data
 from .losses import get_loss
 from .metrics import auc_per_objective, gauc_per_objective
 from .models import FeatureSpec, build_model
+from .population import (MemberLR, PopulationModel, clip_grad_norm_per_member, finite_members,
+                         member_configs)
 from .weighting import StepContext, build_weighting
 
 CHECKPOINT_FILE = "model.pt"
@@ -83,21 +86,31 @@ def make_optimizer(params, o: dict) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=o["lr"], weight_decay=o["weight_decay"], momentum=0.9)
 
 
-def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=None) -> Callable:
-    """One optimizer step on a batch; returns the per-objective losses (K,), detached.
+def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=None,
+              alive: torch.Tensor | None = None) -> Callable:
+    """One optimizer step on a batch; returns the per-objective losses, detached: (K,), or
+    (P, K) for a population (``alive``, (P,) bool: members still training; a diverged
+    member's losses are masked out so its NaNs reach nobody).
 
     Shared by the loop and the benchmark, so the benchmark times exactly this code.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    per_member = getattr(model, "members", None) is not None
 
-    def step(scores, labels, cat, num, step_no: int, epoch: int) -> torch.Tensor:
+    def step(scores, labels, cat, num, step_no: int, epoch: int, groups=None) -> torch.Tensor:
         s = model(scores, cat, num)
         losses = loss_fn(s, labels, **loss_hp)
-        total = weighting.combine(losses, StepContext(step_no, epoch, model, s, labels))
+        masked = losses if alive is None else \
+            torch.where(alive[:, None], losses, torch.zeros_like(losses))
+        total = weighting.combine(masked, StepContext(step_no, epoch, model, s, labels,
+                                                      (scores, cat, num), groups))
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            if per_member:
+                clip_grad_norm_per_member(params, grad_clip)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
         return losses.detach()
 
@@ -106,18 +119,37 @@ def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=Non
 
 @torch.no_grad()
 def predict(model, split, batch_size: int) -> torch.Tensor:
-    """Scores of ``model`` on every row of a TensorSplit, in batches."""
+    """Scores of ``model`` on every row of a TensorSplit, in batches: (n,), or (P, n) for
+    a population."""
     was_training = model.training
     model.eval()
     out = [model(split.scores[i:i + batch_size], split.cat[i:i + batch_size],
                  split.num[i:i + batch_size]) for i in range(0, len(split), batch_size)]
     model.train(was_training)
-    return torch.cat(out)
+    return torch.cat(out, dim=-1)
 
 
 def evaluate(model, split, objectives, batch_size: int, with_gauc: bool = True) -> dict:
     """Exact validation AUC (and GAUC) per objective, and the AUC sum."""
+    return _score_metrics(predict(model, split, batch_size), split, objectives, with_gauc)
+
+
+def evaluate_members(model, split, objectives, batch_size: int, with_gauc: bool = True,
+                     alive=None) -> list[dict]:
+    """:func:`evaluate` for each member of a population (NaNs for a diverged member)."""
     s = predict(model, split, batch_size)
+    out = []
+    for i in range(s.shape[0]):
+        if alive is not None and not bool(alive[i]):
+            keys = [f"auc/{o}" for o in objectives] + ["auc_sum"] + \
+                ([f"gauc/{o}" for o in objectives] if with_gauc else [])
+            out.append(dict.fromkeys(keys, math.nan))
+        else:
+            out.append(_score_metrics(s[i], split, objectives, with_gauc))
+    return out
+
+
+def _score_metrics(s, split, objectives, with_gauc: bool) -> dict:
     aucs = auc_per_objective(s, split.labels).tolist()
     metrics = {f"auc/{o}": a for o, a in zip(objectives, aucs)}
     metrics["auc_sum"] = float(sum(aucs))
@@ -177,13 +209,12 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
     train = ds.tensors("train", device)
     valid = ds.tensors(run["eval_split"], device)
     features = FeatureSpec(tuple(ds.categorical.items()), tuple(ds.numeric))
-    model_cfg = {k: v for k, v in cfg["model"].items() if k != "family"}
-    model = build_model(cfg["model"]["family"], len(objectives), features, model_cfg).to(device)
+    members = member_configs(cfg)
+    model, weighting, optimizer = _build(cfg, members, objectives, features, device)
     loss_fn = get_loss(cfg["loss"]["kind"])
     loss_hp = {k: v for k, v in cfg["loss"].items() if k != "kind"}
-    weighting = build_weighting(cfg["weighting"]["kind"], objectives,
-                                {k: v for k, v in cfg["weighting"].items() if k != "kind"})
-    optimizer = make_optimizer(model.parameters(), o)
+    alive = torch.ones(len(members), dtype=torch.bool, device=device) if members else None
+    member_errors: dict[int, str] = {}
 
     start_epoch, global_step = 0, 0
     resume = None
@@ -200,6 +231,9 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
         optimizer.load_state_dict(resume["optimizer"])
         weighting.load_state_dict(resume.get("weighting", {}))
         start_epoch, global_step = resume["epoch"], resume["step"]
+        member_errors = {int(k): v for k, v in resume.get("member_errors", {}).items()}
+        for i in member_errors:
+            alive[i] = False
 
     core = model
     if world > 1:
@@ -216,7 +250,7 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
     bs = max(1, o["batch_size"] // world)
     n_batches = max(1, n_each // bs)
     bs = min(bs, n_each)
-    step = make_step(model, loss_fn, loss_hp, weighting, optimizer, o["grad_clip"])
+    step = make_step(model, loss_fn, loss_hp, weighting, optimizer, o["grad_clip"], alive)
     check_every = run["nan_check_every"] or (1 if device.type == "cpu" else 20)
     gen = torch.Generator(device=device)
     history = []
@@ -225,28 +259,36 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
         model.train()
         t0 = time.perf_counter()
         perm = torch.randperm(n_each, device=device, generator=gen)
-        loss_sum = torch.zeros(len(objectives), dtype=torch.float64, device=device)
+        loss_sum = torch.zeros(((len(members),) if members else ()) + (len(objectives),),
+                               dtype=torch.float64, device=device)
         window, window_start = [], global_step
         for b in range(n_batches):
             idx = perm[b * bs:(b + 1) * bs]
             losses = step(shard.scores[idx], shard.labels[idx], shard.cat[idx], shard.num[idx],
-                          global_step, epoch)
+                          global_step, epoch, shard.request[idx])
             window.append(losses)
             global_step += 1
             if len(window) >= check_every or b == n_batches - 1:
                 stacked = torch.stack(window)
                 if not bool(torch.isfinite(stacked).all()):
-                    _raise_diverged(window, window_start, objectives, epoch)
+                    if members is None:
+                        _raise_diverged(window, window_start, objectives, epoch)
+                    _members_diverged(stacked, alive, member_errors, window_start, objectives,
+                                      epoch)
                 loss_sum += stacked.sum(0).to(torch.float64)
                 window, window_start = [], global_step
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - t0
-        metrics = evaluate(core, valid, objectives, run["eval_batch_size"], run["gauc"])
-        mean_loss = (loss_sum / n_batches).tolist()
-        metrics.update({f"loss/{obj}": v for obj, v in zip(objectives, mean_loss)})
-        metrics.update({f"weight/{obj}": float(w)
-                        for obj, w in zip(objectives, weighting.weights().tolist())})
+        if members is None:
+            metrics = evaluate(core, valid, objectives, run["eval_batch_size"], run["gauc"])
+            metrics.update(_per_objective("loss", objectives, loss_sum / n_batches))
+            metrics.update(_per_objective("weight", objectives, weighting.weights()))
+        else:
+            metrics = _population_metrics(
+                evaluate_members(core, valid, objectives, run["eval_batch_size"], run["gauc"],
+                                 alive), loss_sum / n_batches, weighting.weights(),
+                objectives, member_errors)
         metrics.update({"epoch": epoch + 1, "step": global_step,
                         "samples_per_s": n_batches * bs * world / train_time,
                         "train_time_s": train_time})
@@ -260,11 +302,80 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
                        "step": global_step, "config": cfg, "objectives": objectives,
                        "features": {"categorical": dict(ds.categorical),
                                     "numeric": list(ds.numeric)},
-                       "metrics": metrics}
+                       "metrics": metrics, "member_errors": dict(member_errors)}
             if ray_ctx is None and run["checkpoint_dir"]:
                 _save_checkpoint(run["checkpoint_dir"], payload)
         _emit(report, metrics, payload if rank == 0 else None)
     return history
+
+
+def _build(cfg: dict, members, objectives, features, device):
+    """(model, weighting, optimizer) for one model, or for a population of members."""
+    family = cfg["model"]["family"]
+    model_cfg = {k: v for k, v in cfg["model"].items() if k != "family"}
+    kind = cfg["weighting"]["kind"]
+
+    def weighting_of(c):
+        return build_weighting(kind, objectives,
+                               {k: v for k, v in c["weighting"].items() if k != "kind"})
+
+    if members is None:
+        model = build_model(family, len(objectives), features, model_cfg).to(device)
+        return model, weighting_of(cfg), make_optimizer(model.parameters(), cfg["optim"])
+    nets = []
+    for m in members:              # each member initialized from its own run.seed
+        torch.manual_seed(m["run"]["seed"])
+        nets.append(build_model(family, len(objectives), features, model_cfg))
+    torch.manual_seed(cfg["run"]["seed"])
+    model = PopulationModel(nets, cfg["run"]["chunk_rows"]).to(device)
+    parts = [weighting_of(m) for m in members]
+    weighting = type(parts[0]).stack(parts)
+    optimizer = make_optimizer(model.parameters(), cfg["optim"])
+    lrs = [float(m["optim"]["lr"]) for m in members]
+    if len(set(lrs)) > 1:
+        optimizer = MemberLR(optimizer, lrs)
+    return model, weighting, optimizer
+
+
+def _per_objective(prefix: str, objectives, values: torch.Tensor) -> dict:
+    return {f"{prefix}/{o}": float(v) for o, v in zip(objectives, values.tolist())}
+
+
+def _members_diverged(stacked, alive, member_errors, first_step, objectives, epoch) -> None:
+    """Stop the members whose losses went NaN/inf (recorded with the step and objective);
+    the others train on. When none is left the run fails like a single model."""
+    ok = finite_members(stacked)
+    for i in (~ok & alive).nonzero().flatten().tolist():
+        bad = (~torch.isfinite(stacked[:, i])).nonzero()[0]
+        row, col = int(bad[0]), int(bad[1])
+        member_errors[i] = (f"loss for objective {objectives[col]!r} became "
+                            f"{stacked[row, i, col].item()} at step {first_step + row} (epoch "
+                            f"{epoch}); member {i} stopped there")
+        alive[i] = False
+    if not bool(alive.any()):
+        raise TrainingDiverged("every population member diverged: " + "; ".join(
+            member_errors[i] for i in sorted(member_errors)))
+
+
+def _population_metrics(per_member: list[dict], mean_loss, weights, objectives,
+                        member_errors) -> dict:
+    """One report for a population: ``m<i>/<metric>`` for every member, ``members``, and
+    at the top level the metrics of the member with the best AUC sum (``best_member``),
+    so progress lines and schedulers see the population's best."""
+    out = {"members": len(per_member)}
+    for i, m in enumerate(per_member):
+        out.update({f"m{i}/{k}": v for k, v in m.items()})
+        out.update({f"m{i}/{k}": v for k, v in _per_objective("loss", objectives,
+                                                                mean_loss[i]).items()})
+        out.update({f"m{i}/{k}": v for k, v in _per_objective("weight", objectives,
+                                                                weights[i]).items()})
+        if i in member_errors:
+            out[f"m{i}/error"] = member_errors[i]
+    sums = [m["auc_sum"] if math.isfinite(m["auc_sum"]) else -math.inf for m in per_member]
+    best = max(range(len(sums)), key=sums.__getitem__)
+    out.update({k: v for k, v in per_member[best].items()})
+    out["best_member"] = best
+    return out
 
 
 def _emit(report, metrics: dict, payload) -> None:
