@@ -112,11 +112,11 @@ def _pick(df, objectives, a):
 
 
 def cmd_pick(a) -> int:
-    from .results import trial_config
+    from .results import row_config
     df, objectives, _ = _load(a.experiment)
     sel = _pick(df, objectives, a)
     row = df.iloc[sel.index]
-    cfg = trial_config(row["dir"])
+    cfg = row_config(row)
     print(f"picked {row['trial_id']} ({row['group']}) by rule {sel.rule}: {sel.reason}")
     print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
     out = Path(a.experiment) / "analysis"
@@ -137,7 +137,8 @@ def cmd_rerun(a) -> int:
         i = _pick(df, objectives, a).index
     else:
         i = _trial_row(df, a.point)
-    summary = rerun_config(a.experiment, df["dir"][i], a.seeds, a.epochs, num_cpus=a.num_cpus)
+    summary = rerun_config(a.experiment, df["dir"][i], a.seeds, a.epochs, num_cpus=a.num_cpus,
+                           member=int(df["member"][i]) if "member" in df else -1)
     print(format_summary(summary))
     return 0
 

@@ -18,18 +18,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .results import trial_config
+from .results import row_config
 
 
 def rerun_config(experiment_dir, trial_dir, seeds: int, epochs: int | None = None,
-                 num_cpus: int | None = None, cpus_per_trial: float = 1.0) -> dict:
-    """Run the seeds; return the summary dict (also written to disk)."""
+                 num_cpus: int | None = None, cpus_per_trial: float = 1.0,
+                 member: int = -1) -> dict:
+    """Run the seeds; return the summary dict (also written to disk). ``member``: which
+    member of a population trial (its own config, trained alone)."""
     import ray
     from ray import tune
     from trainables.config import resolve_config
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    cfg = trial_config(trial_dir)
+    cfg = row_config({"dir": trial_dir, "member": member})
     if "data" not in cfg:
         raise ValueError(f"{trial_dir}: no training config recorded for this trial")
     cfg = resolve_config(cfg)
@@ -42,7 +44,8 @@ def rerun_config(experiment_dir, trial_dir, seeds: int, epochs: int | None = Non
         cfg["run"]["device"] = "cpu"
     objectives = None
     trial_name = Path(trial_dir).name
-    out = Path(experiment_dir) / f"rerun-{_short(trial_name)}"
+    out = Path(experiment_dir) / (f"rerun-{_short(trial_name)}" +
+                                  (f"-m{member}" if member >= 0 else ""))
     out.mkdir(parents=True, exist_ok=True)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -2,6 +2,8 @@
 
 Columns: ``trial_id``, ``status`` (TERMINATED, ERROR, RUNNING, PENDING, ...), ``error``
 (the last line of the trial's error, if any), ``group`` (model family + loss kind),
+``member`` (-1, or the member index: a population trial gives one row per member, with
+trial id ``<trial>.m<i>``, its own metrics, config and, if it diverged, error),
 ``epochs``, ``time_s``, ``finished_at``; per objective ``auc/<obj>`` (last reported
 epoch), ``best/auc/<obj>`` (best epoch), ``gauc/<obj>``, ``weight/<obj>``; ``auc_sum``
 and ``best/auc_sum``; ``config/<section>.<key>`` (the flattened training config as run),
@@ -102,6 +104,16 @@ def trial_config(tdir: Path) -> dict:
     return {}
 
 
+def row_config(row) -> dict:
+    """The training config of one results row: the trial's, or its member's."""
+    cfg = trial_config(row["dir"])
+    member = row.get("member", -1)
+    if isinstance(cfg.get("population"), list) and member is not None and int(member) >= 0:
+        from trainables.population import member_configs
+        return member_configs(cfg)[int(member)]
+    return cfg
+
+
 def load_results(experiment_dir) -> pd.DataFrame:
     exp = Path(experiment_dir)
     if not exp.is_dir():
@@ -131,25 +143,48 @@ def load_results(experiment_dir) -> pd.DataFrame:
                         f"{cfg.get('loss', {}).get('kind', '?')}",
                "epochs": last.get("epoch", 0), "time_s": last.get("time_total_s", math.nan),
                "finished_at": last.get("timestamp", math.nan), "dir": str(tdir)}
-        for o in objectives:
-            vals = [r[f"auc/{o}"] for r in res if isinstance(r.get(f"auc/{o}"), (int, float))]
-            row[f"auc/{o}"] = last.get(f"auc/{o}", math.nan)
-            row[f"best/auc/{o}"] = max(vals) if vals else math.nan
-            row[f"gauc/{o}"] = last.get(f"gauc/{o}", math.nan)
-            row[f"weight/{o}"] = last.get(f"weight/{o}", math.nan)
-        sums = [r["auc_sum"] for r in res if isinstance(r.get("auc_sum"), (int, float))]
-        row["auc_sum"] = last.get("auc_sum", math.nan)
-        row["best/auc_sum"] = max(sums) if sums else math.nan
         if "checkpoint_path" in last:
             row["checkpoint_path"] = last["checkpoint_path"]
-        row.update({f"config/{k}": v for k, v in _flatten(cfg).items()})
-        rows.append(row)
+        if not isinstance(cfg.get("population"), list):
+            rows.append({**row, "member": -1, **_metrics(res, objectives),
+                         **{f"config/{k}": v for k, v in _flatten(cfg).items()}})
+            continue
+        # a population trial: one row per member, each a point of its own
+        from trainables.population import member_configs
+        for i, mcfg in enumerate(member_configs(cfg)):
+            member = {**row, "trial_id": f"{row['trial_id']}.m{i}", "member": i,
+                      **_metrics(res, objectives, f"m{i}/"),
+                      **{f"config/{k}": v for k, v in _flatten(mcfg).items()}}
+            if last.get(f"m{i}/error"):
+                member.update(status="ERROR", error=str(last[f"m{i}/error"]))
+            rows.append(member)
     df = pd.DataFrame(rows)
     if len(df):
         df = df.sort_values(["finished_at", "trial_id"], na_position="last").reset_index(drop=True)
     df.attrs["objectives"] = objectives
     df.attrs["experiment"] = str(exp)
     return df
+
+
+def _metrics(res: list[dict], objectives, prefix: str = "") -> dict:
+    """Last and best-epoch metrics of one model (``prefix`` m<i>/ for a population member)."""
+    last = res[-1] if res else {}
+    row = {}
+
+    def series(key):
+        return [r[key] for r in res if isinstance(r.get(key), (int, float))
+                and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
+
+    for o in objectives:
+        vals = series(f"{prefix}auc/{o}")
+        row[f"auc/{o}"] = last.get(f"{prefix}auc/{o}", math.nan)
+        row[f"best/auc/{o}"] = max(vals) if vals else math.nan
+        row[f"gauc/{o}"] = last.get(f"{prefix}gauc/{o}", math.nan)
+        row[f"weight/{o}"] = last.get(f"{prefix}weight/{o}", math.nan)
+    sums = series(f"{prefix}auc_sum")
+    row["auc_sum"] = last.get(f"{prefix}auc_sum", math.nan)
+    row["best/auc_sum"] = max(sums) if sums else math.nan
+    return row
 
 
 def auc_matrix(df: pd.DataFrame, objectives, which: str = "final") -> np.ndarray:

@@ -10,6 +10,11 @@ generation is still running and ``Searcher.FINISHED`` after ``generations`` of t
 it with ``num_samples=-1``. A failed trial counts as the worst value (AUC 0) so the
 generation can complete. ``save``/``restore`` pickle the whole state, so ``search resume``
 continues mid-generation without repeating finished trials.
+
+``population_trial=True`` (``search.population: true``): the whole generation is one trial,
+a population (``trainables.population``) whose members are the individuals; its config is
+the first individual's with a ``population`` list of every individual's weighting, optim
+and run sections, and its report's ``m<i>/auc/<obj>`` are told back together.
 """
 from __future__ import annotations
 
@@ -57,12 +62,13 @@ def _set(tree: dict, path, value) -> None:
 
 class NSGA2Searcher(Searcher):
     def __init__(self, metrics: list[str], population: int, generations: int, seed: int = 0,
-                 param_space: dict | None = None):
+                 param_space: dict | None = None, population_trial: bool = False):
         super().__init__(metric=metrics[0], mode="max")
         if population < 2 or generations < 1:
             raise ValueError("nsga2 needs population >= 2 and generations >= 1")
         self.metrics = list(metrics)
         self.population, self.generations, self.seed = population, generations, seed
+        self.population_trial = population_trial
         self._space = None
         self._algo = None
         self._pop = None              # the generation being evaluated
@@ -109,6 +115,12 @@ class NSGA2Searcher(Searcher):
             self._next, self._done, self._assigned = 0, 0, {}
         if self._next >= len(self._pop):
             return None               # the generation is still running
+        if self.population_trial:
+            self._next = len(self._pop)
+            self._assigned[trial_id] = -1
+            members = [self._config(ind.X) for ind in self._pop]
+            return {**members[0], "population": [
+                {s: m[s] for s in ("weighting", "optim", "run") if s in m} for m in members]}
         i = self._next
         self._next += 1
         self._assigned[trial_id] = i
@@ -118,15 +130,23 @@ class NSGA2Searcher(Searcher):
         i = self._assigned.pop(trial_id, None)
         if i is None:
             return
-        vals = [result.get(m) if result and not error else None for m in self.metrics]
-        self._F[i] = [-(float(v)) if isinstance(v, (int, float)) and math.isfinite(v) else 0.0
-                      for v in vals]          # pymoo minimizes; failed = AUC 0
-        self._done += 1
+        if i == -1:                   # a population trial: every member at once
+            for j in range(len(self._pop)):
+                self._F[j] = self._objectives(result, error, f"m{j}/")
+            self._done = len(self._pop)
+        else:
+            self._F[i] = self._objectives(result, error)
+            self._done += 1
         if self._done == len(self._pop):
             self._pop.set("F", self._F)
             self._algo.tell(infills=self._pop)
             self.generation += 1
             self._pop = None
+
+    def _objectives(self, result, error: bool, prefix: str = "") -> list[float]:
+        vals = [result.get(prefix + m) if result and not error else None for m in self.metrics]
+        return [-(float(v)) if isinstance(v, (int, float)) and math.isfinite(v) else 0.0
+                for v in vals]          # pymoo minimizes; failed = AUC 0
 
     # -- resume -------------------------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:

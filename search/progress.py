@@ -14,6 +14,8 @@ def config_summary(cfg: dict) -> str:
     fam = model.get("family", "?")
     kind = loss.get("kind", "?")
     parts.append(f"{fam}+{kind}")
+    if isinstance(cfg.get("population"), list):     # a population trial: its size only
+        return " ".join(parts + [f"population of {len(cfg['population'])}"])
     lr = cfg.get("optim", {}).get("lr")
     if isinstance(lr, (int, float)):
         parts.append(f"lr={lr:.3g}")
@@ -43,6 +45,8 @@ class ProgressCallback(Callback):
         self.done += 1
         r = trial.last_result or {}
         aucs = " ".join(f"{o} {r.get(f'auc/{o}', float('nan')):.4f}" for o in self.objectives)
+        if "best_member" in r:
+            aucs = f"best member m{r['best_member']}: {aucs}"
         print(f"{self._head(trial)} | {aucs} | sum {r.get('auc_sum', float('nan')):.4f} "
               f"({r.get('epoch', '?')} epochs, {time.time() - self.t0:.0f} s)", flush=True)
 

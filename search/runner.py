@@ -116,7 +116,8 @@ def _searcher(space: Space):
     metrics = s["metrics"]
     if s["algorithm"] == "nsga2":
         from .nsga2 import NSGA2Searcher
-        searcher = NSGA2Searcher(metrics, s["population"], s["generations"], s["seed"] or 0)
+        searcher = NSGA2Searcher(metrics, s["pop_size"], s["generations"], s["seed"] or 0,
+                                 population_trial=s["population"])
     else:
         import optuna
         from ray.tune.search.optuna import OptunaSearch
@@ -267,11 +268,15 @@ def _smoke(space: Space) -> Space:
     raw.setdefault("optim", {})["epochs"] = 1
     raw.setdefault("search", {})
     if raw["search"].get("algorithm") == "nsga2":
-        raw["search"].update(population=2, generations=2)
+        if not isinstance(raw["search"].get("population", False), bool):
+            raw["search"].pop("population")     # the integer form of pop_size
+        raw["search"].update(pop_size=2, generations=2)
     else:
         raw["search"]["num_samples"] = min(2, raw["search"].get("num_samples", 2))
     if raw["search"].get("algorithm") in ("grid", "pe_ltr_grid"):
         raw["search"]["num_samples"] = 1
+    if raw["search"].get("population") is True:
+        raw["search"].pop("num_samples", None)   # a population grid is one trial anyway
     if raw["search"].get("algorithm") == "pe_ltr_grid":
         raw["search"]["partitions"] = 1          # one bound vector per objective
     raw.pop("scheduler", None)

@@ -51,9 +51,13 @@ TOP_LEVEL = ("name", "data", "model", "loss", "weighting", "optim", "run", "sear
              "scheduler", "resources", "tracking")
 TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run")
 PE_LTR_GRID_DEFAULTS = {"partitions": 3, "bounds_total": 0.8}
-NSGA2_DEFAULTS = {"population": 16, "generations": 8}
+NSGA2_DEFAULTS = {"pop_size": 16, "generations": 8}
+# search.population: true trains an NSGA-II generation / the PE-LTR bounds grid as one
+# population trial (trainables.population); for nsga2 an integer is the generation size
+# (pop_size), as DESIGN.md's example writes it.
+POPULATION_ALGORITHMS = ("nsga2", "pe_ltr_grid")
 SEARCH_DEFAULTS = {"algorithm": "random", "num_samples": 8, "sampler": "nsga2",
-                   **PE_LTR_GRID_DEFAULTS, **NSGA2_DEFAULTS,
+                   **PE_LTR_GRID_DEFAULTS, **NSGA2_DEFAULTS, "population": False,
                    "max_concurrent": None, "max_failures": 1, "seed": 0, "metrics": None}
 SCHEDULER_DEFAULTS = {"kind": "asha", "metric": "auc_sum", "grace_period": 1,
                       "reduction_factor": 3}
@@ -161,6 +165,8 @@ def materialize(config: dict) -> dict:
     w = cfg.get("weighting")
     if isinstance(w, dict) and isinstance(w.get("weights"), dict) and SIMPLEX in w["weights"]:
         w["weights"] = _simplex_weights(w["weights"])
+    if isinstance(cfg.get("population"), list):     # a population trial's members
+        cfg["population"] = [materialize(m) for m in cfg["population"]]
     return cfg
 
 
@@ -196,7 +202,9 @@ class Space:
                 out[s] = tune.grid_search(_grid_variants(s, tree))
             else:
                 out[s] = _render(tree, leaf)
-        if alg == "pe_ltr_grid":
+        if alg == "pe_ltr_grid" and self.search["population"]:
+            out["population"] = [{"weighting": {"bounds": c}} for c in self.bound_vectors()]
+        elif alg == "pe_ltr_grid":
             out["weighting"]["bounds"] = tune.grid_search(self.bound_vectors())
         return out
 
@@ -438,13 +446,28 @@ def _parse_search(v) -> dict:
             if key in v:
                 _fail(f"search.{key}", v[key], "only for search.algorithm pe_ltr_grid")
             s[key] = None
+    pop = s["population"]
+    if not isinstance(pop, bool):
+        if s["algorithm"] != "nsga2" or not isinstance(pop, int):
+            _fail("search.population", pop, "true or false (train a generation or a bounds "
+                  "grid as one population trial); for nsga2 an integer is the generation "
+                  "size (pop_size)")
+        if "pop_size" in v:
+            _fail("search.population", pop, "give the generation size once: pop_size, or "
+                  "an integer population")
+        s["pop_size"], s["population"] = pop, False
+    if s["population"] and s["algorithm"] not in POPULATION_ALGORITHMS:
+        _fail("search.population", True, f"population trials serve "
+              f"{_names(POPULATION_ALGORITHMS)}; search.algorithm {s['algorithm']} trains "
+              f"one model per trial")
     if s["algorithm"] == "nsga2":
-        _int_at_least("search.population", s["population"], 2)
+        _int_at_least("search.pop_size", s["pop_size"], 2)
         _int_at_least("search.generations", s["generations"], 1)
         if "num_samples" in v:
-            _fail("search.num_samples", v["num_samples"], "nsga2 runs population x "
+            _fail("search.num_samples", v["num_samples"], "nsga2 runs pop_size x "
                   "generations trials; set those instead")
-        s["num_samples"] = s["population"] * s["generations"]
+        s["num_samples"] = s["generations"] if s["population"] else \
+            s["pop_size"] * s["generations"]
     else:
         for key in NSGA2_DEFAULTS:
             if key in v:
@@ -452,6 +475,8 @@ def _parse_search(v) -> dict:
             s[key] = None
     if s["algorithm"] in ("grid", "pe_ltr_grid") and "num_samples" not in v:
         s["num_samples"] = 1          # for grids num_samples repeats the whole grid
+    if s["algorithm"] == "pe_ltr_grid" and s["population"] and "num_samples" in v:
+        _fail("search.num_samples", v["num_samples"], "a population pe_ltr_grid is one trial")
     _int_at_least("search.num_samples", s["num_samples"], 1)
     if s["max_concurrent"] is not None:
         _int_at_least("search.max_concurrent", s["max_concurrent"], 1, "or null")
@@ -459,6 +484,21 @@ def _parse_search(v) -> dict:
     if s["seed"] is not None:
         _int_at_least("search.seed", s["seed"], 0, "or null")
     return s
+
+
+def _check_population_space(tree: dict, raw: dict) -> None:
+    """Members of a population share everything but the weighting's parameters, optim.lr
+    and run.seed: a distribution anywhere else is an error naming it."""
+    for section in TRIAL_SECTIONS:
+        for path, d in _leaves(tree[section]):
+            key = ".".join((section,) + path)
+            allowed = (section == "weighting" and path[0] != "kind") or key == "optim.lr"
+            if not allowed:
+                _fail(key, d.spec, "search.population: true trains members that share the "
+                      "architecture; only weighting parameters and optim.lr may be searched")
+    if raw.get("scheduler") is not None:
+        _fail("scheduler", raw["scheduler"], "a scheduler would stop a whole population "
+              "trial; remove it when search.population is true")
 
 
 def _int_at_least(where, v, lo, extra=""):
@@ -509,6 +549,8 @@ def _parse_space(raw, path: Path) -> Space:
         if w.get("bounds") is not None:
             _fail("weighting.bounds", raw["weighting"]["bounds"],
                   "set by search.algorithm pe_ltr_grid (one trial per bound vector); remove it")
+    if search["population"]:
+        _check_population_space(tree, raw)
 
     if search["metrics"] is None:
         search["metrics"] = [f"auc/{o}" for o in objectives]

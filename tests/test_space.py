@@ -245,7 +245,7 @@ def test_valid_space_resolves_defaults(tmp_path):
     assert space.raw == BASE
     assert space.search == {"algorithm": "random", "num_samples": 8, "sampler": None,
                             "partitions": None, "bounds_total": None,
-                            "population": None, "generations": None,
+                            "pop_size": None, "generations": None, "population": False,
                             "max_concurrent": None, "max_failures": 1, "seed": 0,
                             "metrics": ["auc/buy", "auc/follow", "auc/long_view"]}
     assert space.scheduler is None
