@@ -19,7 +19,6 @@ chunk); on a GPU the whole batch goes at once, which is where a population pays 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -98,7 +97,14 @@ class PopulationModel(nn.Module):
         self._buffer_names = [n for n, _ in base.named_buffers()]
         self._persistent = list(base.state_dict())
         object.__setattr__(self, "_base", base.to("meta"))   # structure only, not registered
-        self._vmapped = torch.vmap(self._one, in_dims=(0, None, None, None))
+        # "different": each member draws its own dropout masks
+        self._vmapped = torch.vmap(self._one, in_dims=(0, None, None, None),
+                                   randomness="different")
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._base.train(mode)      # the template's modules (dropout) follow the population
+        return self
 
     def _one(self, params, scores, cat, num):
         buffers = {n: getattr(self, "buf__" + _flat(n)) for n in self._buffer_names}
@@ -184,6 +190,3 @@ def finite_members(window: torch.Tensor) -> torch.Tensor:
     """(steps, P, K) losses -> (P,) True where a member's losses are all finite."""
     return torch.isfinite(window).flatten(2).all(2).all(0)
 
-
-def nan_metrics(objectives) -> dict:
-    return {**{f"auc/{o}": math.nan for o in objectives}, "auc_sum": math.nan}

@@ -14,6 +14,7 @@ from .base import StepContext, Weighting
 WEIGHTINGS: dict[str, str] = {
     "static": "trainables.weighting.static:StaticWeighting",
     "pe_ltr": "trainables.weighting.pe_ltr:PELTRWeighting",
+    "self_evolving": "trainables.weighting.self_evolving:SelfEvolvingWeighting",
 }
 
 __all__ = ["WEIGHTINGS", "Weighting", "StepContext", "build_weighting", "weighting_params",
