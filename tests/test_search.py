@@ -40,16 +40,6 @@ def write_space(folder: Path, name: str, **over) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    import ray
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
 def test_search_records_every_trial_and_its_failure_reason(ray_cluster, tmp_path):
     from analysis.__main__ import main as analysis_main
     from analysis.frontier import pareto_front

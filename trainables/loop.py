@@ -328,10 +328,15 @@ def _build(cfg: dict, members, objectives, features, device):
         nets.append(build_model(family, len(objectives), features, model_cfg))
     torch.manual_seed(cfg["run"]["seed"])
     model = PopulationModel(nets, cfg["run"]["chunk_rows"]).to(device)
-    parts = [weighting_of(m) for m in members]
+    parts = []
+    for i, m in enumerate(members):
+        try:
+            parts.append(weighting_of(m))
+        except ValueError as e:
+            raise ValueError(f"population member {i}: {e}") from None
     weighting = type(parts[0]).stack(parts)
-    optimizer = make_optimizer(model.parameters(), cfg["optim"])
     lrs = [float(m["optim"]["lr"]) for m in members]
+    optimizer = make_optimizer(model.parameters(), {**cfg["optim"], "lr": lrs[0]})
     if len(set(lrs)) > 1:
         optimizer = MemberLR(optimizer, lrs)
     return model, weighting, optimizer

@@ -1,0 +1,159 @@
+"""Population training vs the same members trained one after another.
+
+    python -m trainables.bench_population                  # 16 members, harmonrank + rank_auc
+    python -m trainables.bench_population --members 16 --model mlp --loss bce [--device cuda]
+
+Two measurements, both in this process, both against the sequential way:
+
+1. **step**: the training loop's step (:func:`trainables.loop.make_step`) for P models,
+   each stepping on the batch in turn, vs one population step (stacked parameters, vmap)
+   for the same P members. Printed as member-samples/s (rows x members per second) and
+   the ratio population / sequential. Best of ``--repeats`` blocks of ``--steps`` steps.
+2. **run** (``--epochs`` > 0): ``train_loop_per_worker`` for each of P configs (different
+   loss weights) one after another, vs one config with a ``population`` section of the
+   same P members: wall seconds including data loading, evaluation every epoch and
+   metrics, and the ratio sequential / population (> 1: the population is faster).
+   The members' final AUCs are compared too (they should agree: same training, batched).
+
+The last line is ``population/sequential <members> members: step <x>x, run <y>x``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from .bench import FEATURES, _sync, make_pool
+from .losses import LOSSES, get_loss
+from .models import MODELS, build_model
+from .weighting import build_weighting
+
+
+def _weights(p: int, k: int, seed: int = 0) -> list[list[float]]:
+    g = torch.Generator().manual_seed(seed)
+    w = -torch.log(torch.rand(p, k, generator=g).clamp_min(1e-9))      # Dirichlet(1)
+    return (w / w.sum(1, keepdim=True)).tolist()
+
+
+def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, device,
+               steps: int, warmup: int, repeats: int) -> tuple[float, float]:
+    """(sequential, population) member-samples/s of one training step."""
+    from .loop import make_optimizer, make_step
+    from .population import PopulationModel
+    objectives = [f"o{i}" for i in range(k)]
+    optim = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
+    loss = get_loss(loss_name)
+    weights = _weights(p, k)
+    pool = make_pool(k, batch, device)
+    n = pool[0].shape[0]
+
+    nets = [build_model(model_name, k, FEATURES, {}).to(device) for _ in range(p)]
+    seq_steps = []
+    for net, w in zip(nets, weights):
+        wt = build_weighting("static", objectives, {"weights": w})
+        seq_steps.append(make_step(net, loss, {}, wt, make_optimizer(net.parameters(), optim)))
+    pop = PopulationModel([build_model(model_name, k, FEATURES, {}) for _ in range(p)]).to(device)
+    pop_w = type(seq_steps and build_weighting("static", objectives)).stack(
+        [build_weighting("static", objectives, {"weights": w}) for w in weights])
+    pop_step = make_step(pop, loss, {}, pop_w, make_optimizer(pop.parameters(), optim))
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def block(fns, count):
+        for i in range(count):
+            idx = torch.randint(0, n, (batch,), device=device, generator=gen)
+            args = [t[idx] for t in pool]
+            for fn in fns:
+                fn(args[0], args[1], args[2], args[3], i, 0)
+
+    rates = []
+    for fns in (seq_steps, [pop_step]):
+        block(fns, warmup)
+        best = 0.0
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            block(fns, steps)
+            _sync(device)
+            best = max(best, steps * batch * p / (time.perf_counter() - t0))
+        rates.append(best)
+    return rates[0], rates[1]
+
+
+def run_seconds(model_name: str, loss_name: str, p: int, epochs: int, rows: int,
+                device) -> tuple[float, float, float]:
+    """(sequential s, population s, max |AUC difference| between the two ways)."""
+    from .loop import train_loop_per_worker
+    from .data import resolve_data
+    objectives = ["click", "long_view", "like", "follow", "buy"]
+    base = {"data": {"source": "synthetic", "rows": rows, "objectives": objectives, "seed": 0},
+            "model": {"family": model_name}, "loss": {"kind": loss_name},
+            "optim": {"epochs": epochs},
+            "run": {"device": str(device), "verbose": False}}
+    resolve_data(base["data"])            # generate once, outside the timings
+    weights = [dict(zip(objectives, w)) for w in _weights(p, len(objectives))]
+    t0 = time.perf_counter()
+    seq = [train_loop_per_worker({**base, "weighting": {"weights": w}})[-1] for w in weights]
+    t_seq = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pop = train_loop_per_worker({**base, "population": [{"weighting": {"weights": w}}
+                                                        for w in weights]})[-1]
+    t_pop = time.perf_counter() - t0
+    diff = max(abs(seq[i][f"auc/{o}"] - pop[f"m{i}/auc/{o}"])
+               for i in range(p) for o in objectives)
+    return t_seq, t_pop, diff
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trainables.bench_population",
+                                 description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--members", type=int, default=16)
+    ap.add_argument("--model", choices=sorted(MODELS), default="harmonrank")
+    ap.add_argument("--loss", choices=sorted(LOSSES), default="rank_auc")
+    ap.add_argument("--objectives", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=10240)
+    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if present)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2, help="epochs of the run comparison "
+                                                          "(0: skip it)")
+    ap.add_argument("--rows", type=int, default=100000, help="synthetic rows of the run "
+                                                             "comparison")
+    a = ap.parse_args(argv)
+    if a.members < 1:
+        ap.error(f"--members must be >= 1, got {a.members}")
+    if a.objectives < 1 or a.batch_size < 2 or a.steps < 1 or a.repeats < 1:
+        ap.error("--objectives, --steps, --repeats must be >= 1 and --batch-size >= 2")
+    if a.epochs < 0 or a.rows < 1000:
+        ap.error("--epochs must be >= 0 and --rows >= 1000")
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {a.device}: no CUDA device available")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"cpu, {torch.get_num_threads()} threads"
+    print(f"# device: {name}; torch {torch.__version__}; {a.model} + {a.loss}; "
+          f"{a.members} members; objectives {a.objectives}; batch {a.batch_size}", flush=True)
+    seq, pop = step_rates(a.model, a.loss, a.objectives, a.members, a.batch_size, device,
+                          a.steps, a.warmup, a.repeats)
+    print(f"step  sequential {seq:>14,.0f} member-samples/s", flush=True)
+    print(f"step  population {pop:>14,.0f} member-samples/s   {pop / seq:.2f}x", flush=True)
+    run_ratio = float("nan")
+    if a.epochs:
+        t_seq, t_pop, diff = run_seconds(a.model, a.loss, a.members, a.epochs, a.rows, device)
+        run_ratio = t_seq / t_pop
+        print(f"run   {a.members} configs one after another: {t_seq:7.1f} s; one population: "
+              f"{t_pop:7.1f} s; {run_ratio:.2f}x ({a.epochs} epochs, {a.rows:,} rows; largest "
+              f"AUC difference between the two ways {diff:.1e})", flush=True)
+    print(f"population/sequential {a.members} members: step {pop / seq:.2f}x, run "
+          f"{run_ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
