@@ -66,3 +66,23 @@ def test_rank_auc_soft_rank_placement_gives_the_same_loss_and_gradient(where):
     assert a.device.type == "cuda" and grad_gpu.device.type == "cuda"
     torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(grad_gpu.cpu(), grad_ref, rtol=1e-7, atol=1e-10)
+
+
+def test_population_on_cuda_equals_cpu():
+    """The stacked population forward + rank_auc on CUDA (no row chunks there) vs CPU."""
+    from trainables.population import PopulationModel
+    spec = FeatureSpec((("a", 7),), ("x",))
+    members = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        members.append(build_model("harmonrank", 3, spec).double())
+    pop = PopulationModel(members)
+    s = torch.rand(2000, 3, dtype=torch.float64)
+    cat = torch.randint(0, 7, (2000, 1))
+    num = torch.randn(2000, 1, dtype=torch.float64)
+    y = (torch.rand(2000, 3) < 0.2).double()
+    cpu = get_loss("rank_auc")(pop(s, cat, num), y)
+    pop.cuda()
+    gpu = get_loss("rank_auc")(pop(s.cuda(), cat.cuda(), num.cuda()), y.cuda())
+    assert gpu.shape == (4, 3)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-6, atol=1e-8)
