@@ -37,15 +37,18 @@ def _finished(exp: Path) -> dict[str, str]:
     {"num_samples": 5, "max_concurrent": 1},
     # NSGA-II: 5 trials = generations of 3 and the searcher's state restored mid-way
     {"algorithm": "nsga2", "population": 3, "generations": 2, "max_concurrent": 1},
-], ids=["random", "nsga2"])
+    # population trials: each generation of 3 is one trial, 3 generations
+    {"algorithm": "nsga2", "population": True, "pop_size": 3, "generations": 3},
+], ids=["random", "nsga2", "nsga2-population"])
 def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path, search):
     space = write_space(tmp_path, "killme", optim={"epochs": 3}, search=search,
                         tracking={"wandb": {"mode": "disabled"}})
-    if search.get("algorithm") == "nsga2":      # population x generations set the count
+    if search.get("algorithm") == "nsga2":      # pop_size x generations set the count
         raw = yaml.safe_load(space.read_text())
         raw["search"].pop("num_samples")
         space.write_text(yaml.safe_dump(raw))
-    n_trials = 6 if search.get("algorithm") == "nsga2" else 5
+    n_trials = 9 if search.get("population") is True else \
+        6 if search.get("algorithm") == "nsga2" else 5              # rows: one per member
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     exp = tmp_path / "exp" / "killme"
     proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(space), "--storage",
