@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 EXP := experiments/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: quickstart train test bench install install-dev
+.PHONY: quickstart train test bench bench-frontier install install-dev
 
 # The product's day on one machine: search -> frontier (+ plots, W&B) -> a fair pick.
 quickstart: install
@@ -19,6 +19,10 @@ test: install-dev
 
 bench: install
 	$(PY) -m trainables.bench
+
+# Random, Optuna NSGA-II, pymoo NSGA-II, PE-LTR grid, population NSGA-II at equal budget.
+bench-frontier: install
+	$(PY) -m search.bench_frontier
 
 install:
 	@bash scripts/install.sh

@@ -121,8 +121,10 @@ def _searcher(space: Space):
     else:
         import optuna
         from ray.tune.search.optuna import OptunaSearch
-        sampler = optuna.samplers.NSGAIISampler(seed=s["seed"]) if s["sampler"] == "nsga2" \
-            else optuna.samplers.TPESampler(seed=s["seed"])
+        # Optuna's own generation size is 50: below that many trials it samples at random
+        sampler = optuna.samplers.NSGAIISampler(seed=s["seed"],
+                                                population_size=s["pop_size"] or 50) \
+            if s["sampler"] == "nsga2" else optuna.samplers.TPESampler(seed=s["seed"])
         searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
                                 mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
                                 sampler=sampler)

@@ -470,9 +470,15 @@ def _parse_search(v) -> dict:
             s["pop_size"] * s["generations"]
     else:
         for key in NSGA2_DEFAULTS:
-            if key in v:
-                _fail(f"search.{key}", v[key], "only for search.algorithm nsga2")
-            s[key] = None
+            optuna_size = key == "pop_size" and s["algorithm"] == "optuna" and \
+                s["sampler"] == "nsga2"
+            if key in v and not optuna_size:
+                _fail(f"search.{key}", v[key], "only for search.algorithm nsga2" +
+                      (" (and pop_size for optuna's nsga2 sampler)" if key == "pop_size"
+                       else ""))
+            s[key] = v.get(key) if optuna_size else None
+            if s[key] is not None:
+                _int_at_least(f"search.{key}", s[key], 2)
     if s["algorithm"] in ("grid", "pe_ltr_grid") and "num_samples" not in v:
         s["num_samples"] = 1          # for grids num_samples repeats the whole grid
     if s["algorithm"] == "pe_ltr_grid" and s["population"] and "num_samples" in v:

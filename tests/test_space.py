@@ -423,3 +423,18 @@ def test_loading_does_not_import_ray():
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_optuna_nsga2_generation_size(tmp_path):
+    s = load_space(write(tmp_path, with_(search={"algorithm": "optuna", "sampler": "nsga2",
+                                                 "pop_size": 6, "num_samples": 12})))
+    assert s.search["pop_size"] == 6
+    assert load_space(write(tmp_path, with_(search={"algorithm": "optuna"}))).search[
+        "pop_size"] is None                       # Optuna's own default (50)
+    with pytest.raises(SpaceError, match=r"search.pop_size.*optuna's nsga2 sampler"):
+        load_space(write(tmp_path, with_(search={"algorithm": "optuna", "sampler": "tpe",
+                                                 "pop_size": 6})))
+    with pytest.raises(SpaceError, match=r"search.pop_size"):
+        load_space(write(tmp_path, with_(search={"algorithm": "optuna", "pop_size": 1})))
+    with pytest.raises(SpaceError, match=r"search.generations.*only for search.algorithm nsga2"):
+        load_space(write(tmp_path, with_(search={"algorithm": "optuna", "generations": 3})))
