@@ -38,7 +38,8 @@ def _weights(p: int, k: int, seed: int = 0) -> list[list[float]]:
 
 
 def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, device,
-               steps: int, warmup: int, repeats: int) -> tuple[float, float]:
+               steps: int, warmup: int, repeats: int,
+               chunk_rows: int | None = None) -> tuple[float, float]:
     """(sequential, population) member-samples/s of one training step."""
     from .loop import make_optimizer, make_step
     from .population import PopulationModel
@@ -54,9 +55,10 @@ def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, devi
     for net, w in zip(nets, weights):
         wt = build_weighting("static", objectives, {"weights": w})
         seq_steps.append(make_step(net, loss, {}, wt, make_optimizer(net.parameters(), optim)))
-    pop = PopulationModel([build_model(model_name, k, FEATURES, {}) for _ in range(p)]).to(device)
-    pop_w = type(seq_steps and build_weighting("static", objectives)).stack(
-        [build_weighting("static", objectives, {"weights": w}) for w in weights])
+    pop = PopulationModel([build_model(model_name, k, FEATURES, {}) for _ in range(p)],
+                          chunk_rows).to(device)
+    members = [build_weighting("static", objectives, {"weights": w}) for w in weights]
+    pop_w = type(members[0]).stack(members)
     pop_step = make_step(pop, loss, {}, pop_w, make_optimizer(pop.parameters(), optim))
     gen = torch.Generator(device=device).manual_seed(0)
 
@@ -67,17 +69,17 @@ def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, devi
             for fn in fns:
                 fn(args[0], args[1], args[2], args[3], i, 0)
 
-    rates = []
-    for fns in (seq_steps, [pop_step]):
+    ways = (seq_steps, [pop_step])
+    for fns in ways:
         block(fns, warmup)
-        best = 0.0
-        for _ in range(repeats):
+    rates = [0.0, 0.0]
+    for _ in range(repeats):        # interleaved, so a disturbance hits both ways alike
+        for w, fns in enumerate(ways):
             _sync(device)
             t0 = time.perf_counter()
             block(fns, steps)
             _sync(device)
-            best = max(best, steps * batch * p / (time.perf_counter() - t0))
-        rates.append(best)
+            rates[w] = max(rates[w], steps * batch * p / (time.perf_counter() - t0))
     return rates[0], rates[1]
 
 
@@ -119,6 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--chunk-rows", type=int, default=None,
+                    help="rows per vmapped chunk (default: the population's auto choice)")
     ap.add_argument("--epochs", type=int, default=2, help="epochs of the run comparison "
                                                           "(0: skip it)")
     ap.add_argument("--rows", type=int, default=100000, help="synthetic rows of the run "
@@ -140,7 +144,7 @@ def main(argv=None) -> int:
     print(f"# device: {name}; torch {torch.__version__}; {a.model} + {a.loss}; "
           f"{a.members} members; objectives {a.objectives}; batch {a.batch_size}", flush=True)
     seq, pop = step_rates(a.model, a.loss, a.objectives, a.members, a.batch_size, device,
-                          a.steps, a.warmup, a.repeats)
+                          a.steps, a.warmup, a.repeats, a.chunk_rows)
     print(f"step  sequential {seq:>14,.0f} member-samples/s", flush=True)
     print(f"step  population {pop:>14,.0f} member-samples/s   {pop / seq:.2f}x", flush=True)
     run_ratio = float("nan")

@@ -95,7 +95,7 @@ def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=Non
     Shared by the loop and the benchmark, so the benchmark times exactly this code.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    per_member = getattr(model, "members", None) is not None
+    per_member = getattr(getattr(model, "module", model), "members", None) is not None  # DDP
 
     def step(scores, labels, cat, num, step_no: int, epoch: int, groups=None) -> torch.Tensor:
         s = model(scores, cat, num)
