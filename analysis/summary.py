@@ -19,8 +19,10 @@ def print_summary(df, objectives, experiment_dir, file=sys.stdout, which="final"
     out = {"front": front, "ref": None, "hypervolume": float("nan")}
     p = lambda *a: print(*a, file=file)  # noqa: E731
     n_ok, n_err = int(finite.sum()), int((df["status"] == "ERROR").sum()) if len(df) else 0
-    p(f"\n{len(df)} trials: {n_ok} finished, {n_err} failed, "
-      f"{len(df) - n_ok - n_err} other; frontier: {len(front)} trial(s) ({which} AUCs)")
+    members = "member" in df and bool((df["member"] >= 0).any()) if len(df) else False
+    what = "models (population members count one each)" if members else "trials"
+    p(f"\n{len(df)} {what}: {n_ok} finished, {n_err} failed, "
+      f"{len(df) - n_ok - n_err} other; frontier: {len(front)} ({which} AUCs)")
     if n_ok:
         if ref is None:
             ref = worst_point(F[finite])
