@@ -12,7 +12,11 @@
 - under any other driver (e.g. a Tune function trainable) that passes
   ``report(metrics, checkpoint_dir)``.
 
-Data live as tensors on the device and are batched by index. Per epoch it reports
+Data live as tensors on the device and are batched by index: rows, or whole requests when
+the model or the loss needs them (``trainables.requests``: a model with
+``needs_requests = True`` gets ``groups``, the batch's request ids; a loss gets the data
+arguments it names before its ``*``: ``groups`` and/or ``mp_scores``, the batch's MP
+scores). Per epoch it reports
 ``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation, exact), ``loss/<obj>`` (mean
 training loss), ``weight/<obj>``, ``samples_per_s`` (training rows per second of
 training time), ``epoch``, ``step``; each checkpoint holds the resolved config.
@@ -20,6 +24,7 @@ A NaN/inf loss raises :class:`TrainingDiverged` naming the step and the objectiv
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import sys
@@ -37,9 +42,14 @@ from .metrics import auc_per_objective, gauc_per_objective
 from .models import FeatureSpec, build_model
 from .population import (MemberLR, PopulationModel, clip_grad_norm_per_member, finite_members,
                          member_configs)
+from .requests import (RequestIndex, RequestPopulationModel, needs_requests, predict_by_request,
+                       shard_requests)
 from .weighting import StepContext, build_weighting
 
 CHECKPOINT_FILE = "model.pt"
+# Batch data a loss may ask for by naming it before its ``*`` (its hyper-parameters are
+# keyword-only): the batch's request ids and the MP's scores (n, K).
+LOSS_DATA = ("groups", "mp_scores")
 
 
 class TrainingDiverged(RuntimeError):
@@ -86,24 +96,47 @@ def make_optimizer(params, o: dict) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=o["lr"], weight_decay=o["weight_decay"], momentum=0.9)
 
 
+def loss_data(loss_fn) -> tuple[str, ...]:
+    """The batch data (of :data:`LOSS_DATA`) that ``loss_fn`` names as arguments."""
+    params = inspect.signature(loss_fn).parameters
+    return tuple(k for k in LOSS_DATA if k in params
+                 and params[k].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def by_request(model, loss_fn) -> bool:
+    """Whether batches must hold whole requests (the model or the loss needs them)."""
+    return needs_requests(model) or "groups" in loss_data(loss_fn)
+
+
 def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=None,
               alive: torch.Tensor | None = None) -> Callable:
     """One optimizer step on a batch; returns the per-objective losses, detached: (K,), or
     (P, K) for a population (``alive``, (P,) bool: members still training; a diverged
     member's losses are masked out so its NaNs reach nobody).
 
+    A model that needs requests is called with the batch's request ids ``groups`` (which
+    then are also in ``StepContext.inputs``, so ``model(*ctx.inputs)`` stays its call);
+    a loss gets the batch data it names (:func:`loss_data`).
     Shared by the loop and the benchmark, so the benchmark times exactly this code.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     per_member = getattr(getattr(model, "module", model), "members", None) is not None  # DDP
+    model_groups = needs_requests(model)
+    wants = loss_data(loss_fn)
 
     def step(scores, labels, cat, num, step_no: int, epoch: int, groups=None) -> torch.Tensor:
-        s = model(scores, cat, num)
-        losses = loss_fn(s, labels, **loss_hp)
+        inputs = (scores, cat, num, groups) if model_groups else (scores, cat, num)
+        s = model(*inputs)
+        data = {}
+        if "groups" in wants:
+            data["groups"] = groups
+        if "mp_scores" in wants:
+            data["mp_scores"] = scores
+        losses = loss_fn(s, labels, **data, **loss_hp)
         masked = losses if alive is None else \
             torch.where(alive[:, None], losses, torch.zeros_like(losses))
         total = weighting.combine(masked, StepContext(step_no, epoch, model, s, labels,
-                                                      (scores, cat, num), groups))
+                                                      inputs, groups))
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if grad_clip:
@@ -120,9 +153,13 @@ def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=Non
 @torch.no_grad()
 def predict(model, split, batch_size: int) -> torch.Tensor:
     """Scores of ``model`` on every row of a TensorSplit, in batches: (n,), or (P, n) for
-    a population."""
+    a population. A model that needs requests gets batches of whole requests."""
     was_training = model.training
     model.eval()
+    if needs_requests(model):
+        s = predict_by_request(model, split, batch_size)
+        model.train(was_training)
+        return s
     out = [model(split.scores[i:i + batch_size], split.cat[i:i + batch_size],
                  split.num[i:i + batch_size]) for i in range(0, len(split), batch_size)]
     model.train(was_training)
@@ -250,6 +287,14 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
     bs = max(1, o["batch_size"] // world)
     n_batches = max(1, n_each // bs)
     bs = min(bs, n_each)
+    requests = None
+    if by_request(core, loss_fn):
+        # whole requests per batch; worker r takes requests r, r + world, ... and every
+        # worker cuts its epoch into the same number of batches
+        if world > 1:
+            shard = train.take(shard_requests(train.request, rank, world))
+        requests = RequestIndex.build(shard.request)
+        n_batches = max(1, math.ceil(n_each / bs))
     step = make_step(model, loss_fn, loss_hp, weighting, optimizer, o["grad_clip"], alive)
     check_every = run["nan_check_every"] or (1 if device.type == "cpu" else 20)
     gen = torch.Generator(device=device)
@@ -258,17 +303,25 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
         gen.manual_seed(run["seed"] * 1_000_003 + epoch)
         model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n_each, device=device, generator=gen)
+        if requests is None:
+            perm = torch.randperm(n_each, device=device, generator=gen)
+            bounds = [b * bs for b in range(n_batches + 1)]
+        else:
+            perm, bounds = requests.epoch_batches(bs, gen, n_batches)
+            if world > 1 and len(bounds) - 1 != n_batches:
+                raise ValueError(f"a request has more rows than a batch of about "
+                                 f"{requests.rows // n_batches}; raise optim.batch_size")
+        steps = len(bounds) - 1
         loss_sum = torch.zeros(((len(members),) if members else ()) + (len(objectives),),
                                dtype=torch.float64, device=device)
         window, window_start = [], global_step
-        for b in range(n_batches):
-            idx = perm[b * bs:(b + 1) * bs]
+        for b in range(steps):
+            idx = perm[bounds[b]:bounds[b + 1]]
             losses = step(shard.scores[idx], shard.labels[idx], shard.cat[idx], shard.num[idx],
                           global_step, epoch, shard.request[idx])
             window.append(losses)
             global_step += 1
-            if len(window) >= check_every or b == n_batches - 1:
+            if len(window) >= check_every or b == steps - 1:
                 stacked = torch.stack(window)
                 if not bool(torch.isfinite(stacked).all()):
                     if members is None:
@@ -282,15 +335,15 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
         train_time = time.perf_counter() - t0
         if members is None:
             metrics = evaluate(core, valid, objectives, run["eval_batch_size"], run["gauc"])
-            metrics.update(_per_objective("loss", objectives, loss_sum / n_batches))
+            metrics.update(_per_objective("loss", objectives, loss_sum / steps))
             metrics.update(_per_objective("weight", objectives, weighting.weights()))
         else:
             metrics = _population_metrics(
                 evaluate_members(core, valid, objectives, run["eval_batch_size"], run["gauc"],
-                                 alive), loss_sum / n_batches, weighting.weights(),
+                                 alive), loss_sum / steps, weighting.weights(),
                 objectives, member_errors)
         metrics.update({"epoch": epoch + 1, "step": global_step,
-                        "samples_per_s": n_batches * bs * world / train_time,
+                        "samples_per_s": bounds[-1] * world / train_time,
                         "train_time_s": train_time})
         history.append(metrics)
         last = epoch + 1 == o["epochs"]
@@ -327,7 +380,8 @@ def _build(cfg: dict, members, objectives, features, device):
         torch.manual_seed(m["run"]["seed"])
         nets.append(build_model(family, len(objectives), features, model_cfg))
     torch.manual_seed(cfg["run"]["seed"])
-    model = PopulationModel(nets, cfg["run"]["chunk_rows"]).to(device)
+    population = RequestPopulationModel if needs_requests(nets[0]) else PopulationModel
+    model = population(nets, cfg["run"]["chunk_rows"]).to(device)
     parts = []
     for i, m in enumerate(members):
         try:

@@ -31,6 +31,9 @@ LOSSES: dict[str, str] = {
     "pairwise_square": "trainables.losses.pairwise:pairwise_square",
     "aucm": "trainables.losses.aucm:aucm",
     "label_aggregation": "trainables.losses.label_aggregation:label_aggregation",
+    "emer": "trainables.losses.emer:emer",
+    "emer_prior": "trainables.losses.emer:emer_prior",
+    "emer_posterior": "trainables.losses.emer:emer_posterior",
 }
 
 

@@ -19,6 +19,7 @@ MODELS: dict[str, str] = {
     "fusion": "trainables.models.fusion:Fusion",
     "mlp": "trainables.models.mlp:MLP",
     "harmonrank": "trainables.models.harmonrank:HarmonRank",
+    "emer": "trainables.models.emer:EMER",
 }
 
 __all__ = ["MODELS", "FeatureSpec", "build_model", "model_params"]
