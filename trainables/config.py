@@ -32,6 +32,7 @@ RUN_DEFAULTS = {
     "eval_split": "valid",
     "eval_batch_size": 262144,
     "gauc": True,                 # also report gauc/<obj> (per user)
+    "request_gauc": False,        # also report request_gauc/<obj> (per request)
     "checkpoint_dir": None,       # outside Ray: where to write checkpoints (None = none)
     "checkpoint_every": 1,        # epochs between checkpoints
     "resume_from": None,          # outside Ray: a checkpoint folder to continue from

@@ -16,8 +16,8 @@ Data live as tensors on the device and are batched by index: rows, or whole requ
 the model or the loss needs them (``trainables.requests``: a model with
 ``needs_requests = True`` gets ``groups``, the batch's request ids; a loss gets the data
 arguments it names before its ``*``: ``groups`` and/or ``mp_scores``, the batch's MP
-scores). Per epoch it reports
-``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation, exact), ``loss/<obj>`` (mean
+scores). Per epoch it reports ``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation,
+exact; also ``request_gauc/<obj>`` with ``run.request_gauc``), ``loss/<obj>`` (mean
 training loss), ``weight/<obj>``, ``samples_per_s`` (training rows per second of
 training time), ``epoch``, ``step``; each checkpoint holds the resolved config.
 A NaN/inf loss raises :class:`TrainingDiverged` naming the step and the objective.
@@ -166,33 +166,39 @@ def predict(model, split, batch_size: int) -> torch.Tensor:
     return torch.cat(out, dim=-1)
 
 
-def evaluate(model, split, objectives, batch_size: int, with_gauc: bool = True) -> dict:
-    """Exact validation AUC (and GAUC) per objective, and the AUC sum."""
-    return _score_metrics(predict(model, split, batch_size), split, objectives, with_gauc)
+def evaluate(model, split, objectives, batch_size: int, with_gauc: bool = True,
+             with_request_gauc: bool = False) -> dict:
+    """Exact validation AUC (and GAUC per user, per request) per objective, and the AUC sum."""
+    return _score_metrics(predict(model, split, batch_size), split, objectives, with_gauc,
+                          with_request_gauc)
 
 
 def evaluate_members(model, split, objectives, batch_size: int, with_gauc: bool = True,
-                     alive=None) -> list[dict]:
+                     alive=None, with_request_gauc: bool = False) -> list[dict]:
     """:func:`evaluate` for each member of a population (NaNs for a diverged member)."""
     s = predict(model, split, batch_size)
     out = []
     for i in range(s.shape[0]):
         if alive is not None and not bool(alive[i]):
             keys = [f"auc/{o}" for o in objectives] + ["auc_sum"] + \
-                ([f"gauc/{o}" for o in objectives] if with_gauc else [])
+                ([f"gauc/{o}" for o in objectives] if with_gauc else []) + \
+                ([f"request_gauc/{o}" for o in objectives] if with_request_gauc else [])
             out.append(dict.fromkeys(keys, math.nan))
         else:
-            out.append(_score_metrics(s[i], split, objectives, with_gauc))
+            out.append(_score_metrics(s[i], split, objectives, with_gauc, with_request_gauc))
     return out
 
 
-def _score_metrics(s, split, objectives, with_gauc: bool) -> dict:
+def _score_metrics(s, split, objectives, with_gauc: bool,
+                   with_request_gauc: bool = False) -> dict:
     aucs = auc_per_objective(s, split.labels).tolist()
     metrics = {f"auc/{o}": a for o, a in zip(objectives, aucs)}
     metrics["auc_sum"] = float(sum(aucs))
-    if with_gauc:
-        g = gauc_per_objective(s, split.labels, split.user).tolist()
-        metrics.update({f"gauc/{o}": v for o, v in zip(objectives, g)})
+    for on, prefix, groups in ((with_gauc, "gauc", split.user),
+                               (with_request_gauc, "request_gauc", split.request)):
+        if on:
+            g = gauc_per_objective(s, split.labels, groups).tolist()
+            metrics.update({f"{prefix}/{o}": v for o, v in zip(objectives, g)})
     return metrics
 
 
@@ -334,14 +340,15 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - t0
         if members is None:
-            metrics = evaluate(core, valid, objectives, run["eval_batch_size"], run["gauc"])
+            metrics = evaluate(core, valid, objectives, run["eval_batch_size"], run["gauc"],
+                               run["request_gauc"])
             metrics.update(_per_objective("loss", objectives, loss_sum / steps))
             metrics.update(_per_objective("weight", objectives, weighting.weights()))
         else:
             metrics = _population_metrics(
                 evaluate_members(core, valid, objectives, run["eval_batch_size"], run["gauc"],
-                                 alive), loss_sum / steps, weighting.weights(),
-                objectives, member_errors)
+                                 alive, run["request_gauc"]),
+                loss_sum / steps, weighting.weights(), objectives, member_errors)
         metrics.update({"epoch": epoch + 1, "step": global_step,
                         "samples_per_s": bounds[-1] * world / train_time,
                         "train_time_s": train_time})
