@@ -26,7 +26,8 @@ class StepContext:
     model: torch.nn.Module      # model(*inputs) -> scores; a population's returns (P, n)
     scores: torch.Tensor        # (n,) or (P, n): the batch's ensemble scores (in the graph)
     labels: torch.Tensor        # (n, K)
-    inputs: tuple = ()          # (mp_scores (n, K), cat (n, C), num (n, F)) of the batch
+    inputs: tuple = ()          # what model(*inputs) takes: (mp_scores (n, K), cat (n, C),
+    #                             num (n, F)), plus the request ids for request models
     groups: torch.Tensor | None = None   # (n,) request ids of the batch, when known
     extra: dict = field(default_factory=dict)
 
