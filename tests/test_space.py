@@ -119,7 +119,7 @@ BAD = [  # (space, regex that the message must match after the file name)
     (with_(weighting={"weights": [0.5, 0.5, 0.0]}), r"weighting\.weights = \[0\.5, 0\.5, 0\.0\]"),
     # unknown names
     (with_(model={"family": "gbdt"}), r"model\.family = 'gbdt': unknown family; allowed: "
-                                      r"fusion, harmonrank, mlp"),
+                                      r"emer, fusion, harmonrank, mlp"),
     (with_(model={"family": {"choice": ["mlp", "gbdt"]}}), r"model\.family = 'gbdt': unknown"),
     (with_(loss={"kind": "hinge"}), r"loss\.kind = 'hinge': unknown kind; allowed: aucm, bce"),
     (with_(weighting={"kind": "gradnorm"}), r"weighting\.kind = 'gradnorm': unknown kind"),
