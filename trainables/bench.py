@@ -141,6 +141,19 @@ def soft_rank_seconds(batch: int, device, placement: str = "auto", reps: int = 2
     return best
 
 
+def device_from_args(ap: argparse.ArgumentParser, a) -> tuple[torch.device, str]:
+    """The device of ``--device`` (default: CUDA when present) with ``--threads`` applied,
+    and its name for the header line; a parser error when CUDA is asked for but absent."""
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {a.device}: no CUDA device available")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"cpu, {torch.get_num_threads()} threads"
+    return device, name
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trainables.bench", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -172,16 +185,10 @@ def main(argv=None) -> int:
                      f"({', '.join(chosen)})")
     if a.objectives < 1 or a.batch_size < 2:
         ap.error("--objectives must be >= 1 and --batch-size >= 2")
-    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error(f"--device {a.device}: no CUDA device available")
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    device, name = device_from_args(ap, a)
     models = [a.model] if a.model else ["harmonrank", "mlp", "fusion"]
     losses = [a.loss] if a.loss else ["rank_auc", "bce", "pairwise_logistic",
                                       "pairwise_square", "aucm", "label_aggregation"]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"cpu, {torch.get_num_threads()} threads"
     print(f"# device: {name}; torch {torch.__version__}; objectives {a.objectives}; "
           f"batch {a.batch_size}; best of {a.repeats} x {a.steps} steps")
     kw = dict(steps=a.steps, warmup=a.warmup, repeats=a.repeats)

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from .bench import FEATURES, _sync, make_pool
+from .bench import FEATURES, _sync, device_from_args, make_pool
 from .losses import LOSSES, get_loss
 from .models import MODELS, build_model
 from .weighting import build_weighting
@@ -134,13 +134,7 @@ def main(argv=None) -> int:
         ap.error("--objectives, --steps, --repeats must be >= 1 and --batch-size >= 2")
     if a.epochs < 0 or a.rows < 1000:
         ap.error("--epochs must be >= 0 and --rows >= 1000")
-    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error(f"--device {a.device}: no CUDA device available")
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"cpu, {torch.get_num_threads()} threads"
+    device, name = device_from_args(ap, a)
     print(f"# device: {name}; torch {torch.__version__}; {a.model} + {a.loss}; "
           f"{a.members} members; objectives {a.objectives}; batch {a.batch_size}", flush=True)
     seq, pop = step_rates(a.model, a.loss, a.objectives, a.members, a.batch_size, device,

@@ -177,16 +177,10 @@ def evaluate_members(model, split, objectives, batch_size: int, with_gauc: bool 
                      alive=None, with_request_gauc: bool = False) -> list[dict]:
     """:func:`evaluate` for each member of a population (NaNs for a diverged member)."""
     s = predict(model, split, batch_size)
-    out = []
-    for i in range(s.shape[0]):
-        if alive is not None and not bool(alive[i]):
-            keys = [f"auc/{o}" for o in objectives] + ["auc_sum"] + \
-                ([f"gauc/{o}" for o in objectives] if with_gauc else []) + \
-                ([f"request_gauc/{o}" for o in objectives] if with_request_gauc else [])
-            out.append(dict.fromkeys(keys, math.nan))
-        else:
-            out.append(_score_metrics(s[i], split, objectives, with_gauc, with_request_gauc))
-    return out
+    live = {i: _score_metrics(s[i], split, objectives, with_gauc, with_request_gauc)
+            for i in range(s.shape[0]) if alive is None or bool(alive[i])}
+    keys = next(iter(live.values())).keys()       # the loop stops when no member is left
+    return [live[i] if i in live else dict.fromkeys(keys, math.nan) for i in range(s.shape[0])]
 
 
 def _score_metrics(s, split, objectives, with_gauc: bool,
