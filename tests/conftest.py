@@ -55,3 +55,36 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
+
+
+KUAIRAND_OBJECTIVES = ["click", "long_view", "like", "follow", "comment", "forward",
+                       "profile_enter"]
+
+
+def add_duration(src, out, seed: int = 0):
+    """A copy of dataset folder ``src`` in ``out`` with a ``duration`` column (seconds,
+    uniform in [5, 60]) in every split, as the MP stage writes it."""
+    import shutil
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for f in sorted(out.glob("*.parquet")):
+        t = pq.read_table(f)
+        dur = rng.uniform(5.0, 60.0, t.num_rows).astype(np.float32)
+        pq.write_table(t.append_column("duration", pa.array(dur)), f)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kuairand_like_dataset(tmp_path_factory):
+    """A small synthetic ME dataset with KuaiRand's seven objectives and a duration
+    column: what the shipped spaces/kuairand_*.yaml run on in tests (instead of the MP
+    stage's output at data/kuairand_me, which tests do not build)."""
+    from trainables.data.synthetic import generate
+    src = tmp_path_factory.mktemp("kuairand-like-src")
+    generate(src, rows=12_000, objectives=KUAIRAND_OBJECTIVES, seed=3, progress=False,
+             positive_rates={o: 0.08 for o in KUAIRAND_OBJECTIVES})
+    return add_duration(src, tmp_path_factory.mktemp("kuairand-like"))

@@ -78,9 +78,9 @@ def _recorded_batches(monkeypatch, cfg):
     def recording(*args, **kw):
         step = real(*args, **kw)
 
-        def wrapped(scores, labels, cat, num, step_no, epoch, groups=None):
+        def wrapped(scores, labels, cat, num, step_no, epoch, groups=None, duration=None):
             seen.append((epoch, groups.clone(), scores.clone()))
-            return step(scores, labels, cat, num, step_no, epoch, groups)
+            return step(scores, labels, cat, num, step_no, epoch, groups, duration=duration)
         return wrapped
     monkeypatch.setattr(loop, "make_step", recording)
     loop.train_loop_per_worker(cfg)
@@ -136,7 +136,7 @@ def test_loop_batches_hold_whole_requests(small_dataset, monkeypatch, over, epoc
 
 
 def test_the_loop_passes_data_to_losses_that_name_it():
-    assert loop.loss_data(emer_prior) == ("groups", "mp_scores")
+    assert loop.loss_data(emer_prior) == ("groups", "mp_scores", "duration")
     assert loop.loss_data(emer_posterior) == ("groups",)
     assert loop.loss_data(get_loss("bce")) == ()
     assert "groups" not in loss_params("emer_prior") and "mp_scores" not in loss_params("emer")
@@ -437,3 +437,102 @@ def test_predict_cuts_batches_at_request_boundaries(small_dataset):
     rows = (valid.request == valid.request[0]).nonzero().flatten()        # one request alone
     torch.testing.assert_close(m(valid.scores[rows], valid.cat[rows], valid.num[rows],
                                  valid.request[rows]), whole[rows])
+
+
+# --------------------------------------------------------------------------- IPUT wiring
+def test_iput_prior_is_exactly_the_paper_example():
+    """EMER's example (eq. 10): candidates (p_watchtime, p_interaction) = (20 s, 0.8),
+    (10 s, 0.7), (5 s, 0.4). By pxtr the order is 1 > 2 > 3; by IPUT (0.04, 0.07, 0.08)
+    it is 3 > 2 > 1. Objective 0 uses IPUT, objective 1 (not listed) keeps its pxtr."""
+    s = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    mp = torch.tensor([[0.8, 0.8], [0.7, 0.7], [0.4, 0.4]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    dur = torch.tensor([20.0, 10.0, 5.0])
+    sp = _softplus
+    by_pxtr = (sp(-1.0) + sp(-2.0) + sp(-1.0)) / 3        # pairs (1,2) (1,3) (2,3), i first
+    by_iput = (sp(1.0) + sp(2.0) + sp(1.0)) / 3           # the same pairs, j first
+    got = emer_prior(s, y, None, mp, dur, use_iput=True, iput_objectives=[0])
+    torch.testing.assert_close(got, torch.tensor([by_iput, by_pxtr], dtype=torch.float64))
+    torch.testing.assert_close(emer_prior(s, y, None, mp, dur),
+                               torch.tensor([by_pxtr, by_pxtr], dtype=torch.float64))
+    post = emer_posterior(s, y)
+    torch.testing.assert_close(emer(s, y, None, mp, dur, prior_weight=0.5, use_iput=True,
+                                    iput_objectives=[0]), post + 0.5 * got)
+
+
+def test_tensor_split_carries_the_duration_column(kuairand_like_dataset, small_dataset):
+    import pyarrow.parquet as pq
+    from trainables.data import load_dataset
+    ds = load_dataset(kuairand_like_dataset, splits=["train"])
+    t = ds.tensors("train")
+    want = pq.read_table(kuairand_like_dataset / "train.parquet").column("duration").to_numpy()
+    assert t.duration.dtype == torch.float32
+    torch.testing.assert_close(t.duration, torch.tensor(want))
+    idx = torch.tensor([5, 0, 7])
+    torch.testing.assert_close(t.take(idx).duration, t.duration[idx])
+    torch.testing.assert_close(t.shard(1, 3).duration, t.duration[1::3])
+    plain = load_dataset(small_dataset, splits=["valid"]).tensors("valid")
+    assert plain.duration is None and plain.take(idx).duration is None
+    assert plain.shard(0, 2).duration is None
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan"), -3.0])
+def test_loader_rejects_a_duration_that_cannot_divide(kuairand_like_dataset, tmp_path, value):
+    import shutil
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from trainables.data import DatasetError, load_dataset
+    bad = tmp_path / "ds"
+    shutil.copytree(kuairand_like_dataset, bad)
+    t = pq.read_table(bad / "valid.parquet")
+    dur = t.column("duration").to_numpy().copy()
+    dur[4] = value
+    i = t.schema.get_field_index("duration")
+    pq.write_table(t.set_column(i, "duration", pa.array(dur)), bad / "valid.parquet")
+    with pytest.raises(DatasetError, match=r"valid\.parquet: column 'duration' has 1 value\(s\) "
+                                           r"that are not finite and > 0 \(first at row 4"):
+        load_dataset(bad)
+
+
+def test_the_loop_passes_duration_and_objective_names_to_the_loss(kuairand_like_dataset,
+                                                                   monkeypatch):
+    from trainables.data import load_dataset
+    seen = []
+    real = loop.get_loss
+
+    def recording(name):
+        fn = real(name)
+
+        def emer_recorded(scores, labels, groups=None, mp_scores=None, duration=None, **hp):
+            seen.append((groups.clone(), duration.clone(), hp))
+            return fn(scores, labels, groups, mp_scores, duration, **hp)
+        return emer_recorded
+    monkeypatch.setattr(loop, "get_loss", recording)
+    objs = ["click", "long_view", "like", "follow", "comment"]
+    cfg = _cfg(kuairand_like_dataset, data={"objectives": objs},
+               loss={"kind": "emer", "use_iput": True, "iput_objectives": ["follow", "like"]},
+               optim={"batch_size": 2048})
+    hist = loop.train_loop_per_worker(cfg)
+    assert math.isfinite(hist[-1]["loss/follow"])
+    train = load_dataset(kuairand_like_dataset, splits=["train"]).tensors("train")
+    assert all(hp["iput_objectives"] == [3, 2] and hp["use_iput"] for _, _, hp in seen)
+    # every row's own duration, each row once per epoch
+    rows = {int(r): set() for r in torch.unique(train.request)}
+    for r, d in zip(train.request.tolist(), train.duration.tolist()):
+        rows[r].add(d)
+    got = torch.cat([d for _, d, _ in seen])
+    assert len(got) == len(train)
+    torch.testing.assert_close(got.sort().values, train.duration.sort().values)
+    for g, d, _ in seen:
+        assert all(dd in rows[gg] for gg, dd in zip(g.tolist(), d.tolist()))
+
+
+def test_use_iput_without_a_duration_column_stops_before_training(small_dataset):
+    cfg = _cfg(small_dataset, loss={"kind": "emer", "use_iput": True})
+    with pytest.raises(ValueError, match=r"loss\.use_iput = true needs the dataset's "
+                                         r"'duration' column .* has none"):
+        loop.train_loop_per_worker(cfg)
+    cfg = _cfg(small_dataset, loss={"kind": "emer", "iput_objectives": ["nope"]})
+    with pytest.raises(ValueError, match=r"loss\.iput_objectives = \['nope'\]: 'nope' not "
+                                         r"among the objectives of the data: click, long_view"):
+        loop.train_loop_per_worker(cfg)

@@ -413,6 +413,8 @@ def test_stage_end_to_end_on_fixture(tmp_path, capsys):
     assert set(meta["categorical"]) == {f"feat_{n}" for n in kr.ME_FEATURES}
     test = ds.splits["test"]
     assert test["score_click"].dtype == np.float32 and "duration" in test
+    assert (test["duration"] > 0).all()
+    assert "scored row(s)" in meta["source"]["features"]["duration"]
     # request ids are unique across splits, and a request holds one user
     ids = [set(ds.splits[s]["request_id"].tolist()) for s in ds.splits]
     assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and not (ids[0] & ids[2])
@@ -471,3 +473,17 @@ def test_stage_split_by_user_and_random_mp_valid(tmp_path):
     assert sum(report["rows"].values()) == sum(ds.rows(s) for s in ds.splits)
     meta = yaml.safe_load((tmp_path / "me" / "meta.yaml").read_text())
     assert meta["source"]["mp"]["mp_valid"] == "random" and meta["source"]["split"] == "user"
+
+
+def test_mp_duration_column_is_positive_unknown_gets_the_train_median():
+    """The ME dataset's ``duration`` divides the scores in IPUT: a row whose video has no
+    known duration (0 or missing in the logs) gets the train days' median known one."""
+    from trainables.mp.kuairand import _durations
+    sec = np.array([10.0, 0.0, 30.0, np.nan, 50.0, 0.0])
+    is_train = np.array([True, True, True, False, False, False])
+    dur, filled = _durations(sec, is_train)
+    assert dur.dtype == np.float32
+    np.testing.assert_array_equal(dur, [10.0, 20.0, 30.0, 20.0, 50.0, 20.0])
+    np.testing.assert_array_equal(filled, [False, True, False, True, False, True])
+    dur, _ = _durations(np.zeros(3), np.ones(3, bool))            # nothing known: 1 s
+    np.testing.assert_array_equal(dur, [1.0, 1.0, 1.0])

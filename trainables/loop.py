@@ -15,8 +15,8 @@
 Data live as tensors on the device and are batched by index: rows, or whole requests when
 the model or the loss needs them (``trainables.requests``: a model with
 ``needs_requests = True`` gets ``groups``, the batch's request ids; a loss gets the data
-arguments it names before its ``*``: ``groups`` and/or ``mp_scores``, the batch's MP
-scores). Per epoch it reports ``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation,
+arguments it names before its ``*``: ``groups``, ``mp_scores`` (the batch's MP
+scores) and/or ``duration`` (the dataset's optional ``duration`` column, for IPUT)). Per epoch it reports ``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation,
 exact; also ``request_gauc/<obj>`` with ``run.request_gauc``), ``loss/<obj>`` (mean
 training loss), ``weight/<obj>``, ``samples_per_s`` (training rows per second of
 training time), ``epoch``, ``step``; each checkpoint holds the resolved config.
@@ -37,7 +37,7 @@ import torch
 
 from .config import resolve_config
 from .data import load_dataset, resolve_data
-from .losses import get_loss
+from .losses import bind_objectives, get_loss
 from .metrics import auc_per_objective, gauc_per_objective
 from .models import FeatureSpec, build_model
 from .population import (MemberLR, PopulationModel, clip_grad_norm_per_member, finite_members,
@@ -48,8 +48,9 @@ from .weighting import StepContext, build_weighting
 
 CHECKPOINT_FILE = "model.pt"
 # Batch data a loss may ask for by naming it before its ``*`` (its hyper-parameters are
-# keyword-only): the batch's request ids and the MP's scores (n, K).
-LOSS_DATA = ("groups", "mp_scores")
+# keyword-only): the batch's request ids, the MP's scores (n, K) and the rows' durations
+# (n,) (None when the dataset has no ``duration`` column).
+LOSS_DATA = ("groups", "mp_scores", "duration")
 
 
 class TrainingDiverged(RuntimeError):
@@ -124,7 +125,8 @@ def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=Non
     model_groups = needs_requests(model)
     wants = loss_data(loss_fn)
 
-    def step(scores, labels, cat, num, step_no: int, epoch: int, groups=None) -> torch.Tensor:
+    def step(scores, labels, cat, num, step_no: int, epoch: int, groups=None,
+             duration=None) -> torch.Tensor:
         inputs = (scores, cat, num, groups) if model_groups else (scores, cat, num)
         s = model(*inputs)
         data = {}
@@ -132,6 +134,8 @@ def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=Non
             data["groups"] = groups
         if "mp_scores" in wants:
             data["mp_scores"] = scores
+        if "duration" in wants:
+            data["duration"] = duration
         losses = loss_fn(s, labels, **data, **loss_hp)
         masked = losses if alive is None else \
             torch.where(alive[:, None], losses, torch.zeros_like(losses))
@@ -249,7 +253,13 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
     members = member_configs(cfg)
     model, weighting, optimizer = _build(cfg, members, objectives, features, device)
     loss_fn = get_loss(cfg["loss"]["kind"])
-    loss_hp = {k: v for k, v in cfg["loss"].items() if k != "kind"}
+    loss_hp = bind_objectives({k: v for k, v in cfg["loss"].items() if k != "kind"},
+                              objectives)
+    if loss_hp.get("use_iput") and train.duration is None:
+        raise ValueError(f"loss.use_iput = true needs the dataset's 'duration' column (the "
+                         f"watch-time denominator of IPUT, EMER eq. 10), and {path} has none; "
+                         f"set loss.use_iput: false or use a dataset with a duration column "
+                         f"(python -m trainables.mp writes one)")
     alive = torch.ones(len(members), dtype=torch.bool, device=device) if members else None
     member_errors: dict[int, str] = {}
 
@@ -318,7 +328,8 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
         for b in range(steps):
             idx = perm[bounds[b]:bounds[b + 1]]
             losses = step(shard.scores[idx], shard.labels[idx], shard.cat[idx], shard.num[idx],
-                          global_step, epoch, shard.request[idx])
+                          global_step, epoch, shard.request[idx],
+                          duration=None if shard.duration is None else shard.duration[idx])
             window.append(losses)
             global_step += 1
             if len(window) >= check_every or b == steps - 1:

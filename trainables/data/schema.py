@@ -10,8 +10,9 @@ A dataset folder holds ``meta.yaml`` and one Parquet file per split. meta.yaml:
     truth: {...}                                # free-form (the synthetic generator's truth)
 
 Each split has int64 ``request_id`` and ``user_id``, float ``score_<obj>`` in [0, 1],
-0/1 ``label_<obj>``, and the feature columns. Any violation raises one
-:class:`DatasetError` naming the file, the column and the problem.
+0/1 ``label_<obj>``, and the feature columns; optionally ``duration`` (float > 0: the
+item's duration or predicted watch time, the denominator of EMER's IPUT). Any violation
+raises one :class:`DatasetError` naming the file, the column and the problem.
 """
 from __future__ import annotations
 
@@ -166,6 +167,32 @@ def _check_split(file: Path, cols: dict[str, np.ndarray], objectives, categorica
             i = int(np.argmax(bad))
             _fail(file, f"feature column {c!r} has {int(bad.sum())} NaN/inf value(s) "
                         f"(first at row {i})")
+    if "duration" in cols:
+        v = cols["duration"]
+        if not np.issubdtype(v.dtype, np.number):
+            _fail(file, f"column 'duration' must be numeric (seconds), got {v.dtype}")
+        v = v.astype(np.float64)
+        bad = ~np.isfinite(v) | (v <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            _fail(file, f"column 'duration' has {int(bad.sum())} value(s) that are not finite "
+                        f"and > 0 (first at row {i}: {v[i]}); a duration (or predicted watch "
+                        f"time) divides the scores in IPUT, so it must be positive")
+
+
+def split_columns(path) -> dict[str, list[str]]:
+    """The column names of each split of a dataset folder (Parquet schemas only, no rows
+    read): e.g. to check for the optional ``duration`` column before any training."""
+    path = Path(path).expanduser().resolve()
+    out = {}
+    for split, file in _split_files(path, read_meta(path)).items():
+        if not file.is_file():
+            _fail(file, f"split {split!r} file is missing")
+        try:
+            out[split] = list(pq.read_schema(file).names)
+        except Exception as e:  # pyarrow raises several types for a non-Parquet file
+            _fail(file, f"cannot be read as Parquet ({type(e).__name__}: {e})")
+    return out
 
 
 def load_dataset(path, objectives: list[str] | None = None,

@@ -15,6 +15,7 @@ class TensorSplit:
     num: torch.Tensor        # (n, F) float32, standardized with the training split's stats
     user: torch.Tensor       # (n,) int64
     request: torch.Tensor    # (n,) int64
+    duration: torch.Tensor | None = None   # (n,) float32 > 0 when the data has `duration`
 
     def __len__(self) -> int:
         return self.scores.shape[0]
@@ -33,15 +34,21 @@ class TensorSplit:
         else:
             num = np.zeros((n, 0), np.float32)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        duration = t(cols["duration"].astype(np.float32)) if "duration" in cols else None
         return cls(t(scores), t(labels), t(cat), t(num),
-                   t(cols["user_id"].astype(np.int64)), t(cols["request_id"].astype(np.int64)))
+                   t(cols["user_id"].astype(np.int64)), t(cols["request_id"].astype(np.int64)),
+                   duration)
+
+    def _rows(self, key) -> "TensorSplit":
+        return TensorSplit(*(None if (v := getattr(self, f.name)) is None else v[key]
+                             for f in fields(self)))
 
     def take(self, idx: torch.Tensor) -> "TensorSplit":
         """Rows ``idx`` of every field (a gather on the device)."""
-        return TensorSplit(*(getattr(self, f.name)[idx] for f in fields(self)))
+        return self._rows(idx)
 
     def shard(self, rank: int, world: int) -> "TensorSplit":
         """Every ``world``-th row starting at ``rank`` (data-parallel workers)."""
         if world == 1:
             return self
-        return TensorSplit(*(getattr(self, f.name)[rank::world] for f in fields(self)))
+        return self._rows(slice(rank, None, world))

@@ -53,3 +53,20 @@ def resolve_loss_params(name: str, given: dict | None) -> dict:
     given = dict(given or {})
     check_params("loss", name, given, defaults)
     return {**defaults, **given}
+
+
+def bind_objectives(hp: dict, objectives: list[str]) -> dict:
+    """Loss hyper-parameters named ``*_objectives`` (e.g. ``emer``'s ``iput_objectives``)
+    take column indices; a config may list objective names instead, as a space file
+    writes them. Returns ``hp`` with names turned into indices of ``objectives``; an
+    unknown name is an error naming the key and the objectives."""
+    out = dict(hp)
+    for key, value in hp.items():
+        if not key.endswith("_objectives") or not isinstance(value, (list, tuple)):
+            continue
+        bad = [v for v in value if isinstance(v, str) and v not in objectives]
+        if bad:
+            raise ValueError(f"loss.{key} = {list(value)!r}: {', '.join(map(repr, bad))} not "
+                             f"among the objectives of the data: {', '.join(objectives)}")
+        out[key] = [objectives.index(v) if isinstance(v, str) else v for v in value]
+    return out

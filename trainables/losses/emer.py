@@ -34,12 +34,13 @@ labels order the prior's pairs); ``duration`` (n,) for IPUT.
 IPUT ("Evaluation methodology", eq. 10): pxtr_IPUT = pxtr / p_watchtime, interactions per
 unit of watch time. ``use_iput`` orders the prior's pairs of the objectives
 ``iput_objectives`` (column indices; None = all: list only the interaction objectives) by
-``iput(pxtr, duration)``, ``duration`` standing in for the predicted watch time. The
-training loop does not pass ``duration`` yet, so ``use_iput`` is for direct callers until
-it does. What wiring it takes: the dataset loader already reads an optional ``duration``
-column (``trainables.data.schema``); ``TensorSplit`` needs an optional ``duration`` (n,)
-field filled from it, and ``trainables.loop.LOSS_DATA`` the name ``duration``, passed as
-``shard.duration[idx]`` like ``groups``.
+``iput(pxtr, duration)``, ``duration`` standing in for the predicted watch time. Only the
+order within a request matters, so the unit of ``duration`` does not. The training loop
+passes the dataset's optional ``duration`` column (``trainables.loop.LOSS_DATA``; the
+KuaiRand MP stage writes the video's duration in seconds) and lets a config name the
+objectives (``iput_objectives: [like, follow]``, turned into indices by
+``trainables.losses.bind_objectives``); ``use_iput: true`` on a dataset without the column
+is an error before training.
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def _pxtr(y, mp_scores, duration, use_iput, iput_objectives):
     if use_iput:
         if duration is None:
             raise ValueError("use_iput needs duration (n,) (the watch-time denominator of "
-                             "IPUT); none was given (the training loop does not pass it yet)")
+                             "IPUT); none was given (the dataset has no 'duration' column?)")
         cols = list(range(key.shape[1])) if iput_objectives is None else list(iput_objectives)
         bad = [c for c in cols if not isinstance(c, int) or not 0 <= c < key.shape[1]]
         if bad:

@@ -189,6 +189,7 @@ def run(logs, train_days, score_days, out, *, objectives=None, model: str = "mmo
     if any(data.unknown.values()):
         log(f"unknown ids ({on_unknown}): {data.unknown}")
 
+    duration, unknown_duration = _durations(f["duration_s"].to_numpy(), is_train)
     split_names = _assign_splits(f, score, plan, train_cfg.seed)
     _check_classes(f, split_names, objectives, plan, f"{Path(logs)} scored days")
     if mp_valid == "last_day":
@@ -230,7 +231,7 @@ def run(logs, train_days, score_days, out, *, objectives=None, model: str = "mmo
         tables[name] = split_table(f.loc[m, "request_id"], f.loc[m, "user_id"], probs,
                                    labels[m], objectives,
                                    {k: v[m] for k, v in features.items()},
-                                   f.loc[m, "duration_s"].to_numpy())
+                                   duration[m])
         split_meta[name] = {
             "days": [str(d) for d in sorted(set(day[m]))],
             "positives": {o: int(labels[m, k].sum()) for k, o in enumerate(objectives)}}
@@ -256,7 +257,11 @@ def run(logs, train_days, score_days, out, *, objectives=None, model: str = "mmo
             "split": split, "request_window_s": request_window_s,
             "request_sizes": sizes, "unknown_ids": {**data.unknown, "policy": on_unknown},
             "features": {"feat_0_means": "unknown (not seen on the MP training rows)",
-                         "duration": "video duration in seconds"},
+                         "duration": f"video duration in seconds (the log's duration_ms, "
+                                     f"else the video's video_duration; "
+                                     f"{int(unknown_duration[score].sum())} scored row(s) "
+                                     f"with neither get the train days' median): IPUT's "
+                                     f"watch-time denominator"},
             "mp": {"model": model, "params": {**model_params(model), **model_params_},
                    "weighting": weighting, "weighting_params": weighting_params,
                    "train": train_cfg.as_dict(), "mp_valid": mp_valid,
@@ -279,3 +284,13 @@ def run(logs, train_days, score_days, out, *, objectives=None, model: str = "mmo
     return {"out": str(path), "mp_auc": mp_auc, "request_sizes": sizes,
             "rows": {n: len(t) for n, t in tables.items()}, "seconds": seconds,
             "best_epoch": result.best_epoch, "objectives": objectives}
+
+
+def _durations(seconds: np.ndarray, is_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``duration`` column (seconds, > 0: it divides the scores in EMER's IPUT): a
+    row without a known duration gets the median of the train days' known ones (1 s if
+    none); returns it and the mask of the rows filled."""
+    known = np.isfinite(seconds) & (seconds > 0)
+    ref = seconds[known & is_train] if (known & is_train).any() else seconds[known]
+    fill = float(np.median(ref)) if len(ref) else 1.0
+    return np.where(known, seconds, fill).astype(np.float32), ~known
