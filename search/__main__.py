@@ -1,4 +1,4 @@
-"""python -m search run SPACE [--smoke-test] [--storage DIR] [--name NAME]
+"""python -m search run SPACE [--data DATASET] [--smoke-test] [--storage DIR] [--name NAME]
 python -m search resume EXPERIMENT
 
 Every input is validated before Ray starts; a bad space file gets one error naming the
@@ -21,6 +21,10 @@ def main(argv=None) -> int:
     r.add_argument("--storage", help="experiments folder (default: ./experiments or "
                                      "$PARETUNE_STORAGE)")
     r.add_argument("--name", help="experiment name (default: the space's name)")
+    r.add_argument("--data", metavar="DATASET",
+                   help="an ME dataset folder (meta.yaml + Parquet splits, e.g. an MP-stage "
+                        "output) replacing the space's data; the space's data.objectives, "
+                        "if any, are kept and must be in the dataset")
     r.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     r.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster")
     s = sub.add_parser("resume", help="continue a killed experiment from its folder")
@@ -34,7 +38,8 @@ def main(argv=None) -> int:
     try:
         if a.cmd == "run":
             folder = runner.run(a.space, storage=a.storage, name=a.name,
-                                smoke_test=a.smoke_test, address=a.address, num_cpus=a.num_cpus)
+                                smoke_test=a.smoke_test, address=a.address, num_cpus=a.num_cpus,
+                                data=a.data)
         else:
             folder = runner.resume(a.experiment, address=a.address, num_cpus=a.num_cpus)
     except (SpaceError, FileExistsError, FileNotFoundError, ValueError) as e:

@@ -173,9 +173,11 @@ def _init_ray(address: str | None, num_cpus: int | None = None):
 
 
 def run(space_path, storage=None, name=None, smoke_test=False, address=None,
-        num_cpus=None) -> Path:
-    """Validate the space, run the experiment, print the summary; returns its folder."""
-    space = load_space(space_path)
+        num_cpus=None, data=None) -> Path:
+    """Validate the space, run the experiment, print the summary; returns its folder.
+    ``data``: a dataset folder replacing the space's data (``--data``; the space's
+    objectives list is kept)."""
+    space = load_space(space_path, data=data)
     if smoke_test:
         space = _smoke(space)
     name = name or space.name
@@ -186,13 +188,16 @@ def run(space_path, storage=None, name=None, smoke_test=False, address=None,
             f"experiment {experiment_dir} exists; resume it with `python -m search resume "
             f"{experiment_dir}`, or pick another --name")
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    if smoke_test:   # the space as run: a shrunken copy of the file
-        (experiment_dir / SPACE_COPY).write_text(yaml.safe_dump(space.raw, sort_keys=False))
+    if smoke_test or data is not None:   # the space as run: shrunken, or its data replaced
+        note = f"# {space.path} as run (--data {data})\n" if data is not None else ""
+        (experiment_dir / SPACE_COPY).write_text(
+            note + yaml.safe_dump(space.raw, sort_keys=False))
     else:
         shutil.copyfile(space.path, experiment_dir / SPACE_COPY)
     (experiment_dir / EXPERIMENT_FILE).write_text(json.dumps({
         "name": name, "objectives": space.objectives, "metrics": space.search["metrics"],
         "space": str(space.path), "smoke_test": smoke_test, "created": time.time(),
+        "data": space.fixed_config()["data"],
         "resources": space.resources, "tracking": space.tracking}, indent=1))
     _prepare_data(space)
     _init_ray(address, num_cpus)

@@ -25,6 +25,7 @@ imported only inside :meth:`Space.param_space` and :func:`to_tune`.
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 import re
@@ -34,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from trainables.config import OPTIM_DEFAULTS, RUN_DEFAULTS, resolve_config
-from trainables.losses import LOSSES, get_loss, loss_params
+from trainables.losses import LOSSES, bind_objectives, get_loss, loss_params
 from trainables.models import MODELS, FeatureSpec, build_model, model_params
 from trainables.weighting import WEIGHTINGS, build_weighting, weighting_params
 
@@ -610,6 +611,7 @@ def _check_trainables(space: Space) -> None:
     base = {s: _first(_options(s, tree[s])[0][1]) for s in TRIAL_SECTIONS}
     g = torch.Generator().manual_seed(0)
     scores = torch.randn(8, generator=g)
+    duration = torch.rand(8, generator=g) + 0.5
     labels = torch.zeros(8, k)
     labels[::2] = 1.0
     done = set()
@@ -629,8 +631,14 @@ def _check_trainables(space: Space) -> None:
             build_weighting(r["weighting"]["kind"], space.objectives,
                             {a: b for a, b in r["weighting"].items() if a != "kind"})
             stage = f"loss.kind = {r['loss']['kind']!r}"
-            get_loss(r["loss"]["kind"])(scores, labels, **{
-                a: b for a, b in r["loss"].items() if a != "kind"})
+            loss = get_loss(r["loss"]["kind"])
+            hp = bind_objectives({a: b for a, b in r["loss"].items() if a != "kind"},
+                                 space.objectives)
+            extra = {"duration": duration} if "duration" in inspect.signature(loss).parameters \
+                else {}
+            loss(scores, labels, **extra, **hp)
+            if hp.get("use_iput"):
+                _check_duration(desc or stage, r["data"])
         except (ValueError, TypeError) as e:
             where = desc or stage
             raise _Invalid(f"{where + ': ' if where else ''}the trainables reject this "
@@ -650,9 +658,55 @@ def _check_trainables(space: Space) -> None:
                     check(desc, materialize({**base, s: v}))
 
 
-def load_space(path) -> Space:
+def _check_duration(where: str, data: dict) -> None:
+    """``loss.use_iput`` needs the dataset's ``duration`` column in every split."""
+    if "path" not in data:
+        raise ValueError("loss.use_iput = true needs a dataset with a 'duration' column "
+                         "(data.path, e.g. an MP-stage output); synthetic data has none")
+    from trainables.data.schema import split_columns
+    lacking = [s for s, cols in split_columns(data["path"]).items() if "duration" not in cols]
+    if lacking:
+        raise ValueError(f"loss.use_iput = true needs a 'duration' column (IPUT's watch-time "
+                         f"denominator); the split(s) {', '.join(lacking)} of {data['path']} "
+                         f"have none")
+
+
+def override_data(raw, data: str | Path, space_path: Path | None = None):
+    """``search run --data PATH``: the space's ``data`` replaced by ``{path: PATH}`` (made
+    absolute), keeping the space's ``objectives`` list if it has one. The folder, its
+    meta.yaml and those objectives are checked here (``read_meta``), so a bad PATH is one
+    SpaceError naming it."""
+    from trainables.data.schema import read_meta
+    folder = Path(data).expanduser().resolve()
+    try:
+        meta = read_meta(folder)
+    except ValueError as e:
+        raise SpaceError(f"--data {data}: {e}") from None
+    raw = copy.deepcopy(raw) if isinstance(raw, dict) else raw
+    old = raw.get("data") if isinstance(raw, dict) else None
+    new = {"path": str(folder)}
+    objs = old.get("objectives") if isinstance(old, dict) else None
+    if objs is not None:
+        if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
+            raise SpaceError(f"{space_path}: data.objectives = {objs!r}: must be a list of "
+                             f"objective names")
+        bad = [o for o in objs if o not in meta["objectives"]]
+        if bad:
+            raise SpaceError(
+                f"--data {data}: the space{f' {space_path}' if space_path else ''} keeps "
+                f"data.objectives {_names(objs)}, but {_names(bad)} "
+                f"{'is' if len(bad) == 1 else 'are'} not in this dataset; allowed (its "
+                f"meta.yaml): {_names(meta['objectives'])}")
+        new["objectives"] = list(objs)
+    if isinstance(raw, dict):
+        raw["data"] = new
+    return raw
+
+
+def load_space(path, data: str | Path | None = None) -> Space:
     """Read and validate a space file; SpaceError names the file, key, value and what is
-    allowed. Generates no data and starts no Ray."""
+    allowed. Generates no data and starts no Ray. ``data``: a dataset folder replacing
+    the space's data (:func:`override_data`; ``search run --data``)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -662,6 +716,8 @@ def load_space(path) -> Space:
         raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         raise SpaceError(f"{path}: not valid YAML: {e}") from None
+    if data is not None:
+        raw = override_data(raw, data, path)
     try:
         return _parse_space(raw, path)
     except _Invalid as e:

@@ -143,11 +143,53 @@ def test_bad_space_fails_fast_before_ray(tmp_path, text, needle):
     assert time.time() - t0 < 60
 
 
-@pytest.mark.parametrize("space", sorted(p.name for p in (ROOT / "spaces").glob("*.yaml")))
-def test_every_shipped_space_passes_its_smoke_test(ray_cluster, tmp_path, space):
+def test_data_errors_fail_fast_before_ray(tmp_path):
+    """--data: a missing folder, a folder without meta.yaml, objectives the dataset lacks:
+    exit 2 with one error naming the path (and the allowed objectives), no Ray."""
+    space = write_space(tmp_path, "d1")
+    (tmp_path / "nometa").mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "meta.yaml").write_text("objectives: [click, long_view]\n")
+    for data, needles in ((tmp_path / "missing", ["missing: no such dataset folder"]),
+                          (tmp_path / "nometa", ["meta.yaml: missing"]),
+                          (other, ["like, buy are not in this dataset",
+                                   "allowed (its meta.yaml): click, long_view"])):
+        proc = subprocess.run([sys.executable, "-m", "search", "run", str(space), "--data",
+                               str(data), "--storage", str(tmp_path / "exp")],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert f"--data {data}" in proc.stderr
+        for needle in needles:
+            assert needle in proc.stderr, proc.stderr
+        assert not (tmp_path / "exp").exists()
+
+
+def test_run_with_data_replaces_the_space_data(ray_cluster, tmp_path, kuairand_like_dataset):
     from analysis.results import load_results
     from search.runner import run
-    exp = run(ROOT / "spaces" / space, storage=tmp_path / "exp", smoke_test=True)
+    space = write_space(tmp_path, "d2", data={"objectives": ["click", "like", "follow"]},
+                        weighting={"kind": "static",
+                                   "weights": {"simplex": ["click", "like", "follow"]}},
+                        search={"num_samples": 1})
+    exp = run(space, storage=tmp_path / "exp", data=kuairand_like_dataset)
+    saved = yaml.safe_load((exp / "space.yaml").read_text())
+    assert saved["data"] == {"path": str(kuairand_like_dataset.resolve()),
+                             "objectives": ["click", "like", "follow"]}
+    df = load_results(exp)
+    assert (df["status"] == "TERMINATED").all(), df[["status", "error"]]
+    assert np.isfinite(df["auc/follow"]).all()
+
+
+@pytest.mark.parametrize("space", sorted(p.name for p in (ROOT / "spaces").glob("*.yaml")))
+def test_every_shipped_space_passes_its_smoke_test(ray_cluster, tmp_path, space,
+                                                   kuairand_like_dataset):
+    from analysis.results import load_results
+    from search.runner import run
+    from .test_space import shipped_data
+    path = ROOT / "spaces" / space
+    exp = run(path, storage=tmp_path / "exp", smoke_test=True,
+              data=shipped_data(path, kuairand_like_dataset))
     df = load_results(exp)
     assert len(df) >= 1 and (df["status"] == "TERMINATED").all(), df[["status", "error"]]
     assert (df["epochs"] == 1).all()
