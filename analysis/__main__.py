@@ -1,8 +1,10 @@
 """python -m analysis frontier EXPERIMENT [--use final|best] [--baseline TRIAL | --ref A,B,..]
 python -m analysis pick EXPERIMENT --rule fair|knee|constraint|weights|ideal [...]
 python -m analysis rerun EXPERIMENT --point TRIAL_ID|RULE --seeds N [--epochs E]
+python -m analysis report EXPERIMENT (--data ME_DATASET | --logs DIR --train-days A:B
+                                      --score-days C:D) [--seeds 0,1,2] [--docs DIR]
 
-Works on the experiment folder alone (no Ray running) except rerun, which trains.
+Works on the experiment folder alone (no Ray running) except rerun and report, which train.
 """
 from __future__ import annotations
 
@@ -173,9 +175,12 @@ def main(argv=None) -> int:
     r.add_argument("--floors")
     r.add_argument("--weights")
     r.add_argument("--num-cpus", type=int)
+    from .report_cli import add_report_parser, cmd_report
+    add_report_parser(sub)
     a = ap.parse_args(argv)
     try:
-        return {"frontier": cmd_frontier, "pick": cmd_pick, "rerun": cmd_rerun}[a.cmd](a)
+        return {"frontier": cmd_frontier, "pick": cmd_pick, "rerun": cmd_rerun,
+                "report": cmd_report}[a.cmd](a)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

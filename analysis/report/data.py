@@ -1,0 +1,82 @@
+"""The report's dataset: an ME dataset folder given by the user, or one made here from
+KuaiRand logs by the MP stage; positive counts per split; the label-skew copies."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+SPLITS = ("train", "valid", "test")
+
+
+def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, log=print) -> Path:
+    """``out/me_dataset`` made by the MP stage (MMoE, PE-LTR task weights), or the one a
+    previous run of the same report left there."""
+    target = Path(out) / "me_dataset"
+    if (target / "meta.yaml").is_file():
+        made_by = yaml.safe_load((target / "meta.yaml").read_text()).get("created_by", "")
+        log(f"[report] reusing the MP output {target}" + (f" ({made_by})" if made_by else ""))
+        return target
+    from trainables.mp.kuairand import run
+    from trainables.mp.train import TrainConfig
+    log(f"[report] MP stage: {logs} train {train_days} -> score {score_days}")
+    run(logs, train_days, score_days, target, train_cfg=TrainConfig(seed=seed),
+        command=f"paretune report MP stage (seed {seed})", progress=True)
+    return target
+
+
+def positives(path, objectives) -> dict[str, dict[str, tuple[int, int]]]:
+    """split -> objective -> (positives, rows)."""
+    out = {}
+    meta = yaml.safe_load((Path(path) / "meta.yaml").read_text())
+    for split in SPLITS:
+        info = meta["splits"].get(split)
+        if info is None:
+            continue
+        file = Path(path) / info.get("file", f"{split}.parquet")
+        t = pq.read_table(file, columns=[f"label_{o}" for o in objectives])
+        out[split] = {o: (int(np.asarray(t.column(f"label_{o}")).sum()), t.num_rows)
+                      for o in objectives}
+    return out
+
+
+def skewed_copy(src, dst, objective: str, factor: int, seed: int = 0) -> tuple[Path, int, int]:
+    """A copy of dataset ``src`` whose train split keeps 1/``factor`` of the rows positive for
+    ``objective`` (at least one), drawn at random; valid and test are unchanged. Rows are
+    dropped, as in HarmonRank's Table 7 (down-sampling positives on the training set
+    only). Returns (folder, positives before, positives kept)."""
+    src, dst = Path(src), Path(dst)
+    meta = yaml.safe_load((src / "meta.yaml").read_text())
+    train_file = src / meta["splits"]["train"].get("file", "train.parquet")
+    table = pq.read_table(train_file)
+    pos = np.flatnonzero(np.asarray(table.column(f"label_{objective}")) > 0)
+    keep_n = max(1, int(round(len(pos) / factor))) if len(pos) else 0
+    if (dst / "meta.yaml").is_file():
+        return dst, len(pos), keep_n
+    rng = np.random.default_rng([seed, factor])
+    drop = np.setdiff1d(pos, rng.choice(pos, keep_n, replace=False))
+    mask = np.ones(table.num_rows, dtype=bool)
+    mask[drop] = False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
+    try:
+        for split, info in meta["splits"].items():
+            name = info.get("file", f"{split}.parquet")
+            if split == "train":
+                pq.write_table(table.filter(pa.array(mask)), tmp / name)
+                info["rows"] = int(mask.sum())
+            else:
+                shutil.copyfile(src / name, tmp / name)
+        meta["created_by"] = (f"{meta.get('created_by') or src}; then the report's label skew: "
+                              f"{objective} train positives {len(pos)} -> {keep_n} "
+                              f"({factor}x fewer)")
+        (tmp / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        tmp.rename(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst, len(pos), keep_n

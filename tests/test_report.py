@@ -1,0 +1,112 @@
+"""The fidelity report (analysis.report): its statistics against oracles, the label-skew
+copy, and one small end-to-end report that resumes without retraining."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from analysis.report.data import positives, skewed_copy
+from analysis.report.stats import auc_se, mean_std, pearson
+from analysis.report.studies.frontier import _hv2
+
+
+def test_auc_se_matches_the_spread_of_auc_over_resampled_test_sets():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 40, 4000
+    # a score with a fixed population AUC; draw many test sets and compare the spread
+    aucs = []
+    for _ in range(400):
+        s = np.r_[rng.normal(0.8, 1, n_pos), rng.normal(0, 1, n_neg)]
+        y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
+        aucs.append(roc_auc_score(y, s))
+    se = auc_se(float(np.mean(aucs)), n_pos, n_neg)
+    assert se == pytest.approx(np.std(aucs), rel=0.2)
+    assert np.isnan(auc_se(0.7, 0, 10))
+
+
+def test_pearson_and_mean_std_against_numpy():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    r, p = pearson(x, y)
+    assert r == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert 0 <= p <= 1
+    assert np.isnan(pearson([1, 1, 1], [1, 2, 3])[0])
+    m, s = mean_std([1.0, 2.0, np.nan, 4.0])
+    assert (m, s) == pytest.approx((7 / 3, np.std([1, 2, 4], ddof=1)))
+
+
+def test_hv2_against_pymoo():
+    from pymoo.indicators.hv import HV
+    rng = np.random.default_rng(2)
+    pts = rng.uniform(0.5, 0.8, size=(9, 2))
+    want = HV(ref_point=np.array([-0.5, -0.5]))(-pts)
+    assert _hv2([tuple(p) for p in pts]) == pytest.approx(want)
+
+
+def test_skewed_copy_drops_positives_of_train_only(small_dataset, tmp_path):
+    meta = yaml.safe_load((small_dataset / "meta.yaml").read_text())
+    obj = meta["objectives"][-1]
+    before = positives(small_dataset, [obj])
+    folder, n, kept = skewed_copy(small_dataset, tmp_path / "skew", obj, 10)
+    after = positives(folder, [obj])
+    assert n == before["train"][obj][0] and kept == max(1, round(n / 10))
+    assert after["train"][obj] == (kept, before["train"][obj][1] - (n - kept))
+    assert after["valid"] == before["valid"] and after["test"] == before["test"]
+    # the rows kept are the original rows, unchanged
+    orig = pq.read_table(small_dataset / "train.parquet").to_pandas()
+    new = pq.read_table(folder / "train.parquet").to_pandas()
+    neg = orig[orig[f"label_{obj}"] == 0].reset_index(drop=True)
+    assert neg.equals(new[new[f"label_{obj}"] == 0].reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from trainables.data.synthetic import generate
+    out = tmp_path_factory.mktemp("tiny-ds")
+    generate(out, rows=8_000, objectives=["click", "like", "follow"], seed=3, progress=False)
+    return out
+
+
+def test_report_end_to_end_resumes_and_states_findings(tiny_dataset, tmp_path, capsys):
+    from analysis.__main__ import main
+    args = ["report", str(tmp_path / "rep"), "--data", str(tiny_dataset), "--seeds", "0",
+            "--epochs", "1", "--batch-size", "2048", "--losses", "bce,rank_auc",
+            "--skew-losses", "bce,rank_auc", "--pairs", "click:like", "--weights", "0.2,0.8",
+            "--docs", str(tmp_path / "docs")]
+    assert main(args) == 0
+    rep = tmp_path / "rep"
+    text = (rep / "report.md").read_text()
+    for title in ("Loss comparison", "Label-skew", "Trade-off curves", "Attention"):
+        assert title in text
+    for png in ("losses.png", "label_skew.png", "frontiers.png", "attention.png"):
+        assert (rep / png).stat().st_size > 1000 and (tmp_path / "docs" / png).is_file()
+    records = [json.loads(l) for l in (rep / "runs.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" for r in records)
+    # losses 2 + skew 2 losses x 2 new factors + frontier 2 losses x 2 weights + attention
+    # 2 norms; the skew's 1x runs are the loss study's runs
+    assert len(records) == 2 + 4 + 4 + 2
+    findings = json.loads((rep / "report.json").read_text())["findings"]
+    assert findings and all(f.split(":")[0] in ("agrees", "agrees weakly", "disagrees",
+                                                "partly agrees") for f in findings)
+    capsys.readouterr()
+    assert main(args) == 0                       # everything is in runs.jsonl already
+    assert "12 of 12 runs already done, 0 to go" in capsys.readouterr().out
+    assert len((rep / "runs.jsonl").read_text().splitlines()) == len(records)
+
+
+def test_report_rejects_bad_input_before_training(small_dataset, tmp_path, capsys):
+    from analysis.__main__ import main
+    assert main(["report", str(tmp_path / "r"), "--data", str(small_dataset),
+                 "--objectives", "nope"]) == 2
+    assert "unknown objective" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "r"), "--data", str(small_dataset),
+                 "--studies", "tables"]) == 2
+    assert "unknown study 'tables'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "r"), "--logs", str(tmp_path)]) == 2
+    assert "--train-days" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "runs.jsonl").exists()
