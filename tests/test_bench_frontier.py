@@ -54,9 +54,14 @@ def test_an_out_folder_holding_results_is_refused(tmp_path):
 
 def test_defaults():
     a = bf.parse_args([])
-    assert a.budget == 24 and a.epochs == 2 and a.rows == 100_000 and a.seed == 0
+    assert a.budget == 28 and a.epochs == 2 and a.rows == 100_000 and a.seed == 0
     assert a.objectives == ["click", "long_view", "buy"]
-    assert a.methods == list(bf.METHODS) and a.pop_size == 8 and a.ref == [0.5] * 3
+    assert a.methods == list(bf.METHODS) and a.pop_size == 9 and a.ref == [0.5] * 3
+    # the default budget is exactly the 3-objective PE-LTR grid: no handicap for PE-LTR
+    assert bf.pe_ltr_partitions(a.budget, 3) == (6, 28)
+    planned = bf.plan(a)
+    assert planned["pe_ltr_grid"]["models"] == a.budget
+    assert planned["pe_ltr_grid"]["space"]["search"]["bounds_total"] == bf.BOUNDS_TOTAL == 0.95
     assert a.out.name.startswith("bench_frontier-") and a.out.parent.name == "experiments"
 
 
