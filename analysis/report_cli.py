@@ -78,6 +78,8 @@ def add_report_parser(sub) -> None:
     r.add_argument("--epochs", type=int, default=o["epochs"])
     r.add_argument("--lr", type=float, default=o["lr"])
     r.add_argument("--batch-size", type=int, default=o["batch_size"])
+    r.add_argument("--threads", type=int, default=TRAINING["run"]["threads"],
+                   help="torch threads per run (default 1; runs are small)")
     r.add_argument("--docs", help="also copy report.md, report.json and the PNGs here "
                                   "(e.g. docs/fidelity)")
 
@@ -94,7 +96,8 @@ def cmd_report(a) -> int:
         return 2
     options = {k: getattr(a, k) for k in ("losses", "skew_losses", "skew_objective", "pairs",
                                           "weights", "attention_objective") if getattr(a, k)}
-    training = {"optim": {"epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size}}
+    training = {"optim": {"epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size},
+                "run": {"threads": a.threads}}
     command = "python -m analysis " + shlex.join(sys.argv[1:])
     try:
         data = a.data or mp_dataset(a.experiment, a.logs, a.train_days, a.score_days)

@@ -13,7 +13,9 @@ import numpy as np
 TRAINING = {
     "model": {"family": "harmonrank"},
     "optim": {"lr": 3e-3, "batch_size": 2048, "epochs": 8},
-    "run": {"gauc": False, "threads": None},
+    # one torch thread per run: the runs are small, and two OpenMP threads on a core
+    # another process is using spin-wait each other down (27x slower measured on 2 cores)
+    "run": {"gauc": False, "threads": 1},
 }
 MIN_POSITIVES = 100       # an objective needs this many test positives to be plotted
 
@@ -28,6 +30,7 @@ class Context:
     options: dict = field(default_factory=dict)    # per-study options (CLI)
     counts: dict = field(default_factory=dict)     # split -> objective -> (positives, rows)
     rho: np.ndarray | None = None                  # label Spearman on train (K, K)
+    input_auc: dict = field(default_factory=dict)  # test AUC of each objective's own score
 
     @property
     def figures(self) -> Path:

@@ -17,9 +17,19 @@ SPLITS = ("train", "valid", "test")
 def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, log=print) -> Path:
     """``out/me_dataset`` made by the MP stage (MMoE, PE-LTR task weights), or the one a
     previous run of the same report left there."""
+    from trainables.mp.kuairand import _days
     target = Path(out) / "me_dataset"
     if (target / "meta.yaml").is_file():
-        made_by = yaml.safe_load((target / "meta.yaml").read_text()).get("created_by", "")
+        meta = yaml.safe_load((target / "meta.yaml").read_text())
+        src = meta.get("source") or {}
+        want = {"train_days": [str(d) for d in _days(train_days)],
+                "score_days": [str(d) for d in _days(score_days)]}
+        have = {k: [str(d) for d in src.get(k, [])] for k in want}
+        if have != want:
+            raise ValueError(f"{target}: an MP output for train days {have['train_days']} and "
+                             f"score days {have['score_days']} is already there, not the days "
+                             f"asked for; use another EXPERIMENT folder")
+        made_by = meta.get("created_by", "")
         log(f"[report] reusing the MP output {target}" + (f" ({made_by})" if made_by else ""))
         return target
     from trainables.mp.kuairand import run

@@ -28,9 +28,11 @@ class Run:
 
     @property
     def key(self) -> str:
-        # what is trained, not who asked: two studies that need the same run share it
-        blob = json.dumps([self.seed, self.config, self.attention], sort_keys=True,
-                          default=str)
+        # what is trained, not who asked: two studies that need the same run share it;
+        # the thread count changes the speed, not the numbers
+        cfg = copy.deepcopy(self.config)
+        cfg.get("run", {}).pop("threads", None)
+        blob = json.dumps([self.seed, cfg, self.attention], sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

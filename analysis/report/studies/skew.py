@@ -77,6 +77,10 @@ def render(ctx: Context, pairs) -> Section:
         smallest = all(ours is not None and d is not None and -ours <= -d
                        for d in others.values())
         desc = ", ".join(f"{m} {d:+.2f}%" for m, d in others.items())
+        spread = max((stat[(m, f)][1] / stat[(m, 1)][0] * 100 for m in methods for f in FACTORS
+                      if (m, f) in stat and (m, 1) in stat), default=float("nan"))
+        if all(abs(d) < spread for d in drops.values() if d == d):
+            desc += f"; every change is within the seed spread ({spread:.2f}% of the AUC sum)"
         findings.append(f"{'agrees' if smallest else 'disagrees'}: at {worst}x fewer "
                         f"{objective} positives rank_auc's AUC sum changes {ours:+.2f}% "
                         f"({desc}); the paper has rank_auc dropping least (-1.3% vs -9.8% "
