@@ -11,7 +11,6 @@ import yaml
 
 from analysis.report.data import positives, skewed_copy
 from analysis.report.stats import auc_se, mean_std, pearson
-from analysis.report.studies.frontier import _hv2
 
 
 def test_auc_se_matches_the_spread_of_auc_over_resampled_test_sets():
@@ -40,12 +39,14 @@ def test_pearson_and_mean_std_against_numpy():
     assert (m, s) == pytest.approx((7 / 3, np.std([1, 2, 4], ddof=1)))
 
 
-def test_hv2_against_pymoo():
+def test_curve_area_against_pymoo():
+    """The frontier study's curve area: analysis.frontier.hypervolume above (0.5, 0.5)."""
     from pymoo.indicators.hv import HV
+    from analysis.frontier import hypervolume
     rng = np.random.default_rng(2)
     pts = rng.uniform(0.5, 0.8, size=(9, 2))
     want = HV(ref_point=np.array([-0.5, -0.5]))(-pts)
-    assert _hv2([tuple(p) for p in pts]) == pytest.approx(want)
+    assert hypervolume([tuple(p) for p in pts], (0.5, 0.5)) == pytest.approx(want)
 
 
 def test_skewed_copy_drops_positives_of_train_only(small_dataset, tmp_path):

@@ -63,7 +63,8 @@ def build(out, data, *, objectives=None, seeds=(0, 1, 2), studies=None, options=
         ctx.training.setdefault(section, {}).update(values)
     ctx.counts = positives(ctx.data, ctx.objectives)
     ctx.rho = ds.label_spearman("train")
-    ctx.input_auc = _input_auc(ctx)
+    tests = TestSets()
+    ctx.input_auc = _input_auc(ctx, tests)
     out.mkdir(parents=True, exist_ok=True)
     plans = {n: m.plan(ctx) for n, m in modules.items()}
     total = len({r.key for p in plans.values() for r in p})
@@ -71,7 +72,7 @@ def build(out, data, *, objectives=None, seeds=(0, 1, 2), studies=None, options=
         f"count once)"
         f" on {ctx.data}")
     store = RunStore(out)
-    run_all([r for p in plans.values() for r in p], store, TestSets(), log)
+    run_all([r for p in plans.values() for r in p], store, tests, log)
     sections = [m.render(ctx, [(r, store.get(r)) for r in plans[n]])
                 for n, m in modules.items()]
     trained = sum(store.records[k].get("seconds", 0) for k in
@@ -81,12 +82,11 @@ def build(out, data, *, objectives=None, seeds=(0, 1, 2), studies=None, options=
     return path
 
 
-def _input_auc(ctx: Context) -> dict:
+def _input_auc(ctx: Context, tests: TestSets) -> dict:
     """Each objective's own input score (the upstream model's pxtr) scored on test: the
     AUC an ensemble has to beat for that objective."""
     from trainables.metrics import auc
-    from .runs import TestSets
-    t = TestSets().get(ctx.data, ctx.objectives)
+    t = tests.get(ctx.data, ctx.objectives)
     out = {}
     for k, o in enumerate(ctx.objectives):
         try:

@@ -63,11 +63,12 @@ def skewed_copy(src, dst, objective: str, factor: int, seed: int = 0) -> tuple[P
     src, dst = Path(src), Path(dst)
     meta = yaml.safe_load((src / "meta.yaml").read_text())
     train_file = src / meta["splits"]["train"].get("file", "train.parquet")
-    table = pq.read_table(train_file)
-    pos = np.flatnonzero(np.asarray(table.column(f"label_{objective}")) > 0)
+    label = pq.read_table(train_file, columns=[f"label_{objective}"]).column(0)
+    pos = np.flatnonzero(np.asarray(label) > 0)
     keep_n = max(1, int(round(len(pos) / factor))) if len(pos) else 0
     if (dst / "meta.yaml").is_file():
         return dst, len(pos), keep_n
+    table = pq.read_table(train_file)
     rng = np.random.default_rng([seed, factor])
     drop = np.setdiff1d(pos, rng.choice(pos, keep_n, replace=False))
     mask = np.ones(table.num_rows, dtype=bool)

@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 
+from analysis.frontier import hypervolume
+
 from ..context import Context, Section
 from ..plots import pair_curves
 from ..runs import Run
@@ -48,17 +50,6 @@ def plan(ctx: Context) -> list[Run]:
     return runs
 
 
-def _hv2(points, ref=(0.5, 0.5)) -> float:
-    """Area dominated by 2-D points (maximized) above ``ref``."""
-    pts = sorted((p for p in points if np.all(np.isfinite(p))), key=lambda p: -p[0])
-    area, best_y = 0.0, ref[1]
-    for x, y in pts:
-        if y > best_y and x > ref[0]:
-            area += (x - ref[0]) * (y - best_y)
-            best_y = y
-    return area
-
-
 def render(ctx: Context, pairs) -> Section:
     cells: dict = {}
     for run, rec in pairs:
@@ -89,7 +80,8 @@ def render(ctx: Context, pairs) -> Section:
             wins += len(better) == 2
             both += 1
             lines.append(f"| {w} | " + " | ".join(row) + f" | {', '.join(better) or 'neither'} |")
-        hv = {m: _hv2([(p[1], p[3]) for p in curves[(a, b)][m]]) for m in METHODS}
+        hv = {m: hypervolume([(p[1], p[3]) for p in curves[(a, b)][m]], (0.5, 0.5))
+              for m in METHODS}
         lines += ["", f"Area above (0.5, 0.5) under each curve: HarmonRank {hv['rank_auc']:.5f}, "
                   f"MBCE {hv['bce']:.5f}.", ""]
         verdict = "agrees" if wins == both else ("partly agrees" if hv["rank_auc"] > hv["bce"]
