@@ -133,6 +133,17 @@ def _show(value) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+def _bad_rows(file: Path, bad: pd.Series, values: pd.Series | None, what: str,
+              allowed: str = "", detail: str = "") -> None:
+    """Raise one DatasetError for the rows flagged in ``bad``: ``what`` (with ``{n}``, the
+    count of bad rows) names the column and the problem, then the first bad row's CSV line
+    and (from ``values``) its value, then ``allowed``."""
+    i = bad.idxmax()
+    first = f"first at line {_line(i)}" + (f": {_show(values[i])}" if values is not None
+                                           else "")
+    raise DatasetError(f"{file}: {what.format(n=int(bad.sum()))} ({first}{detail}){allowed}")
+
+
 def _require_columns(file: Path, present, required) -> None:
     missing = [c for c in required if c not in present]
     if missing:
@@ -144,9 +155,8 @@ def _no_nan(file: Path, df: pd.DataFrame, cols) -> None:
     for c in cols:
         bad = df[c].isna()
         if bad.any():
-            raise DatasetError(f"{file}: column {c!r} is empty/NaN in {int(bad.sum())} row(s) "
-                               f"(first at line {_line(bad.idxmax())}); every exposure needs "
-                               f"a value there")
+            _bad_rows(file, bad, None, f"column {c!r} is empty/NaN in {{n}} row(s)",
+                      "; every exposure needs a value there")
 
 
 def _integers(file: Path, df: pd.DataFrame, col: str, what: str = "integers") -> pd.Series:
@@ -156,9 +166,7 @@ def _integers(file: Path, df: pd.DataFrame, col: str, what: str = "integers") ->
     frac = num.notna() & (num != np.floor(num.fillna(0)))
     bad = bad | frac
     if bad.any():
-        i = bad.idxmax()
-        raise DatasetError(f"{file}: column {col!r} has {int(bad.sum())} value(s) that are not "
-                           f"{what} (first at line {_line(i)}: {_show(s[i])})")
+        _bad_rows(file, bad, s, f"column {col!r} has {{n}} value(s) that are not {what}")
     return num.astype(np.int64)
 
 
@@ -166,12 +174,9 @@ def _binary(file: Path, df: pd.DataFrame, col: str) -> pd.Series:
     v = _integers(file, df, col, "0 or 1")
     bad = ~v.isin([0, 1])
     if bad.any():
-        i = bad.idxmax()
         values = sorted(set(v[bad].unique().tolist()))[:5]
-        raise DatasetError(f"{file}: label column {col!r} is not binary: {int(bad.sum())} "
-                           f"value(s) other than 0/1 (first at line {_line(i)}: "
-                           f"{_show(v[i])}; "
-                           f"bad values {values}); allowed: 0 or 1")
+        _bad_rows(file, bad, v, f"label column {col!r} is not binary: {{n}} value(s) other "
+                  f"than 0/1", "; allowed: 0 or 1", detail=f"; bad values {values}")
     return v.astype(np.int8)
 
 
@@ -180,10 +185,8 @@ def _dates(file: Path, df: pd.DataFrame) -> pd.Series:
     day = pd.to_datetime(raw, format="%Y%m%d", errors="coerce")
     bad = day.isna()
     if bad.any():
-        i = bad.idxmax()
-        raise DatasetError(f"{file}: column 'date' has {int(bad.sum())} unparsable value(s) "
-                           f"(first at line {_line(i)}: {_show(df['date'][i])}); allowed: "
-                           f"days as YYYYMMDD, e.g. 20220425")
+        _bad_rows(file, bad, df["date"], "column 'date' has {n} unparsable value(s)",
+                  "; allowed: days as YYYYMMDD, e.g. 20220425")
     return day
 
 
@@ -191,10 +194,8 @@ def _hours(file: Path, df: pd.DataFrame) -> pd.Series:
     hm = _integers(file, df, "hourmin")
     bad = (hm < 0) | (hm > 2359) | (hm % 100 > 59)
     if bad.any():
-        i = bad.idxmax()
-        raise DatasetError(f"{file}: column 'hourmin' has {int(bad.sum())} value(s) that are "
-                           f"not a time of day (first at line {_line(i)}: {_show(hm[i])}); "
-                           f"allowed: HHMM from 0 to 2359, e.g. 1300")
+        _bad_rows(file, bad, hm, "column 'hourmin' has {n} value(s) that are not a time of "
+                  "day", "; allowed: HHMM from 0 to 2359, e.g. 1300")
     return (hm // 100).astype(np.int64)
 
 
@@ -255,10 +256,8 @@ def _read_features(file: Path, required: list[str], key: str) -> pd.DataFrame:
     df[key] = _integers(file, df, key, "integer ids")
     dup = df[key].duplicated()
     if dup.any():
-        i = dup.idxmax()
-        raise DatasetError(f"{file}: column {key!r} repeats {int(dup.sum())} id(s) (first at "
-                           f"line {_line(i)}: {_show(df[key][i])}); each {key} must appear "
-                           f"once")
+        _bad_rows(file, dup, df[key], f"column {key!r} repeats {{n}} id(s)",
+                  f"; each {key} must appear once")
     return df
 
 
