@@ -51,10 +51,12 @@ class Context:
     def positives(self, objective: str, split: str = "test") -> int:
         return self.counts[split][objective][0]
 
-    def rarest(self) -> str:
-        """The objective with the lowest positive rate on train."""
+    def rarest(self, min_positives: int = 0) -> str:
+        """The objective with the lowest positive rate on train, among those with at least
+        ``min_positives`` train positives (all objectives when none has that many)."""
         train = self.counts["train"]
-        return min(self.objectives, key=lambda o: train[o][0] / max(1, train[o][1]))
+        pool = [o for o in self.objectives if train[o][0] >= min_positives] or self.objectives
+        return min(pool, key=lambda o: train[o][0] / max(1, train[o][1]))
 
     def well_measured(self, split: str = "test") -> list[str]:
         """Objectives with at least MIN_POSITIVES positives in ``split``."""

@@ -19,12 +19,7 @@ NORMS = ("sigmoid", "softmax")    # the paper's choice for this analysis, and th
 def focus(ctx: Context) -> str:
     """The objective whose row is read (the paper: buy, its rarest): the rarest objective
     with at least 100 training positives."""
-    given = ctx.options.get("attention_objective")
-    if given:
-        return given
-    train = ctx.counts["train"]
-    ok = [o for o in ctx.objectives if train[o][0] >= 100] or ctx.objectives
-    return min(ok, key=lambda o: train[o][0] / max(1, train[o][1]))
+    return ctx.options.get("attention_objective") or ctx.rarest(min_positives=100)
 
 
 def plan(ctx: Context) -> list[Run]:
