@@ -12,6 +12,8 @@ import copy
 import math
 from dataclasses import dataclass
 
+from trainables.yaml_safe import short
+
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "simplex")
 ALGORITHMS = ("random", "grid", "optuna", "nsga2", "pe_ltr_grid")
 SIMPLEX = "__simplex__"
@@ -26,12 +28,31 @@ class _Invalid(Exception):
     """Raised inside the parser without the file path; load_space adds it."""
 
 
+# A choice longer than this is refused: every option is built and checked before Ray.
+MAX_CHOICE_OPTIONS = 100
+
+
 def _fail(where: str, value, problem: str):
-    raise _Invalid(f"{where} = {value!r}: {problem}")
+    where = where if len(where) <= 200 else where[:200] + "..."
+    raise _Invalid(f"{where} = {short(value)}: {problem}")
 
 
-def _names(xs) -> str:
-    return ", ".join(str(x) for x in xs)
+def _names(xs, limit: int = 400) -> str:
+    text = ", ".join(str(x) for x in xs)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _mapping(where: str, v, allowed=None, optional: bool = True) -> dict:
+    if v is None and optional:
+        return {}
+    if not isinstance(v, dict):
+        _fail(where, v, "must be a mapping" + (f" with keys {_names(allowed)}" if allowed else ""))
+    if allowed is not None:
+        for k in v:
+            if k not in allowed:
+                _fail(f"{where}.{k}", v[k],
+                      f"unknown key; allowed in {where}: {_names(allowed)}")
+    return v
 
 
 # --- values and distributions --------------------------------------------------------------
@@ -116,7 +137,7 @@ def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random
                         f"{_names(DISTRIBUTIONS)}; this one {what}")
     (name, args), = v.items()
     if name not in DISTRIBUTIONS:
-        _fail(where, v, f"unknown distribution {name!r}; allowed: {_names(DISTRIBUTIONS)} "
+        _fail(where, v, f"unknown distribution {short(name, 60)}; allowed: {_names(DISTRIBUTIONS)} "
                         f"(a fixed mapping value is written {{choice: [value]}})")
     if algorithm == "grid" and name != "choice":
         _fail(where, v, f"search.algorithm grid allows only {{choice: [...]}} distributions, "
@@ -135,6 +156,9 @@ def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random
     if name == "choice":
         if not isinstance(args, list) or not args:
             _fail(where, v, "choice needs a non-empty list of options")
+        if len(args) > MAX_CHOICE_OPTIONS:
+            _fail(where, v, f"choice has {len(args):,} options; at most {MAX_CHOICE_OPTIONS} "
+                            f"(each is checked before the search starts)")
         for i, opt in enumerate(args):
             _check_value(f"{where}.choice[{i}]", opt, kind)
             if algorithm == "optuna" and isinstance(opt, (list, dict)):
@@ -175,10 +199,10 @@ def to_tune(dist, algorithm: str = "random"):
     if isinstance(dist, _Dist):
         dist = dist.spec
     if not isinstance(dist, dict):
-        raise SpaceError(f"distribution = {dist!r}: must be a one-key mapping, one of "
+        raise SpaceError(f"distribution = {short(dist)}: must be a one-key mapping, one of "
                          f"{_names(DISTRIBUTIONS)}")
     if algorithm not in ALGORITHMS:
-        raise SpaceError(f"algorithm = {algorithm!r}: allowed: {_names(ALGORITHMS)}")
+        raise SpaceError(f"algorithm = {short(algorithm)}: allowed: {_names(ALGORITHMS)}")
     try:
         d = _parse_dist("distribution", dist, "any", algorithm,
                         objectives=dist.get("simplex") if isinstance(dist.get("simplex"), list)

@@ -19,8 +19,13 @@ A simplex is sampled as independent u_k ~ U(1e-9, 1) (so Optuna can search it) a
 to w_k = -log u_k / sum_j -log u_j: normalized Exp(1) variables, i.e. Dirichlet(1,...,1),
 exactly uniform on the simplex. Objectives outside the simplex get weight 0.
 
-Every error names the file, the key path, the bad value and what is allowed. Ray is
-imported only inside :meth:`Space.param_space` and :func:`to_tune`.
+Every error names the file, the key path, the bad value (cut to 200 characters) and what
+is allowed. Checked before Ray: the file within trainables.yaml_safe's limits (1 MiB,
+UTF-8, aliases), every optim/run value (and every value a distribution can draw) against
+trainables.config's declared bounds, the planned trials (search.limits), each model's size,
+and the data in full (search.space_data: the whole dataset, or the synthetic generator's
+parameters and expected classes). Ray is imported only inside :meth:`Space.param_space`
+and :func:`to_tune`.
 """
 from __future__ import annotations
 
@@ -32,18 +37,23 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from trainables.config import OPTIM_DEFAULTS, RUN_DEFAULTS, resolve_config
+from trainables.config import (OPTIM_DEFAULTS, RUN_DEFAULTS, option_kind, option_ok,
+                               option_rule, resolve_config)
 from trainables.losses import LOSSES, bind_objectives, get_loss, loss_params
 from trainables.models import MODELS, FeatureSpec, build_model, model_params
 from trainables.weighting import WEIGHTINGS, build_weighting, weighting_params
 
+from trainables.yaml_safe import YAMLInputError, cap, load_yaml, short
+
 from .distributions import (ALGORITHMS, DISTRIBUTIONS, SIMPLEX, SpaceError,
                             _check_value, _Dist, _fail, _Invalid, _is_dist_form, _is_number,
-                            _kind_of, _names, _parse_dist, to_tune)
+                            _kind_of, _mapping, _names, _parse_dist, to_tune)
+from .limits import (MAX_MEMBERS, MAX_MODEL_PARAMS, check_name, check_trials,
+                     das_dennis_points)
+from .space_data import check_data, check_duration, override_data, parse_data
 
-__all__ = ["Space", "SpaceError", "load_space", "materialize", "to_tune"]
+__all__ = ["Space", "SpaceError", "load_space", "materialize", "to_tune", "check_name",
+           "override_data"]
 
 SAMPLERS = ("nsga2", "tpe")
 SCHEDULERS = ("asha",)
@@ -70,7 +80,7 @@ _COMPONENTS = {
     "loss": ("kind", LOSSES, "rank_auc", loss_params),
     "weighting": ("kind", WEIGHTINGS, "static", weighting_params),
 }
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
 # --- trees: nested dicts whose leaves are values or _Dist ----------------------------------
@@ -226,98 +236,6 @@ class Space:
         return materialize({s: _first(self._tree[s]) for s in TRIAL_SECTIONS})
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with 1e-3 read as a float (YAML 1.1 wants 1.0e-3) and duplicate keys an
-    error (PyYAML would silently keep the last one)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                dup = key in seen
-                seen.add(key)
-            except TypeError:       # an unhashable key: PyYAML reports it itself
-                continue
-            if dup:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-        return super().construct_mapping(node, deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def _mapping(where: str, v, allowed=None, optional: bool = True) -> dict:
-    if v is None and optional:
-        return {}
-    if not isinstance(v, dict):
-        _fail(where, v, "must be a mapping" + (f" with keys {_names(allowed)}" if allowed else ""))
-    if allowed is not None:
-        for k in v:
-            if k not in allowed:
-                _fail(f"{where}.{k}", v[k], f"unknown key; allowed in {where}: {_names(allowed)}")
-    return v
-
-
-def _parse_data(d) -> tuple[dict, list[str]]:
-    from trainables.data import data_params
-    from trainables.data import synthetic
-    if d is None:
-        raise _Invalid("data: missing; a space needs data: {source: synthetic, ...} or "
-                       "{path: <dataset folder>, ...}")
-    d = copy.deepcopy(_mapping("data", d, optional=False))
-    if "path" not in d and "source" not in d:
-        _fail("data", d, "needs 'path' (a dataset folder) or 'source' (synthetic)")
-    allowed = data_params(d)
-    _mapping("data", d, allowed)
-    for k, v in d.items():
-        if _is_dist_form(v):
-            _fail(f"data.{k}", v, "data values are fixed; distributions are not allowed here")
-    if "path" in d:
-        from trainables.data.schema import read_meta
-        if not isinstance(d["path"], str) or not d["path"]:
-            _fail("data.path", d["path"], "must be a dataset folder (a string)")
-        folder = Path(d["path"]).expanduser().resolve()
-        try:
-            meta = read_meta(folder)
-        except ValueError as e:
-            _fail("data.path", d["path"], str(e))
-        objs = d.get("objectives")
-        if objs is None:
-            objs = list(meta["objectives"])
-        elif not isinstance(objs, list) or not objs or not all(isinstance(o, str) for o in objs):
-            _fail("data.objectives", objs, "must be a non-empty list of objective names")
-        else:
-            bad = [o for o in objs if o not in meta["objectives"]]
-            if bad:
-                _fail("data.objectives", objs, f"{_names(bad)} not in the dataset; its "
-                      f"meta.yaml lists {_names(meta['objectives'])}")
-        d["path"] = str(folder)        # trials run in other working directories
-        return d, list(objs)
-    if d["source"] != "synthetic":
-        _fail("data.source", d["source"], "allowed: synthetic (or give data.path)")
-    params = {k: v for k, v in d.items() if k != "source"}
-    for k, v in params.items():
-        kind = _kind_of(allowed[k])
-        if kind != "any":
-            _check_value(f"data.{k}", v, kind)
-    try:
-        synthetic.fingerprint(params)      # the generator's own checks; generates nothing
-    except ValueError as e:
-        _fail("data", d, str(e))
-    return d, list(params.get("objectives", synthetic.defaults()["objectives"]))
-
-
 def _param(where: str, v, kind: str, alg: str, objectives, name: str):
     """A parameter value: fixed (type-checked) or a distribution (a mapping)."""
     if name in PER_OBJECTIVE and objectives is not None:
@@ -381,7 +299,7 @@ def _parse_component(section: str, v, alg: str, objectives) -> dict:
     else:
         opts, d = [chosen], chosen
     for o in opts:
-        if o not in registry:
+        if not isinstance(o, str) or o not in registry:
             _fail(where, o, f"unknown {sel}; allowed: {_names(sorted(registry))}")
     params = {o: params_of(o) for o in opts}
     common = [p for p in params[opts[0]] if all(p in params[o] for o in opts)]
@@ -421,7 +339,19 @@ def _parse_flat(section: str, v, defaults: dict, alg: str, fixed: bool) -> dict:
         if fixed and _is_dist_form(x):
             _fail(f"{section}.{k}", x, f"{section} values are fixed; distributions are not "
                                        f"allowed here")
-        tree[k] = _param(f"{section}.{k}", x, _kind_of(defaults[k]), alg, None, k)
+        # the trainables' own rule (trainables.config) for the value, or for every value
+        # the distribution can draw (each choice option; the bounds of a range)
+        where, rule = f"{section}.{k}", option_rule(section, k)
+        if not isinstance(x, dict) and not option_ok(section, k, x):
+            _fail(where, x, f"must be {rule}")
+        if isinstance(x, dict) and isinstance(x.get("choice"), list):
+            for i, o in enumerate(x["choice"]):
+                if not option_ok(section, k, o):
+                    _fail(f"{where}.choice[{i}]", o, f"must be {rule}")
+        tree[k] = None if x is None else _param(where, x, option_kind(section, k), alg, None, k)
+        for value in (tree[k].probes() if isinstance(tree[k], _Dist) else []):
+            if not option_ok(section, k, value):
+                _fail(where, x, f"draws {short(value)}; must be {rule}")
     return tree
 
 
@@ -524,12 +454,12 @@ def _metric(where, m, objectives):
         _fail(where, m, f"allowed: {_names(allowed)}")
 
 
-def _parse_space(raw, path: Path) -> Space:
+def _parse_space(raw, path: Path, data_label: str = "data.path") -> Space:
     if raw is None:
         raise _Invalid("the file is empty; a space needs at least 'name' and 'data'")
     if not isinstance(raw, dict):
         raise _Invalid(f"the top level must be a mapping of sections ({_names(TOP_LEVEL)}), "
-                       f"got {type(raw).__name__}: {raw!r:.80}")
+                       f"got {type(raw).__name__}: {short(raw, 80)}")
     for k in raw:
         if k not in TOP_LEVEL:
             _fail(str(k), raw[k], f"unknown top-level key; allowed: {_names(TOP_LEVEL)}")
@@ -537,11 +467,11 @@ def _parse_space(raw, path: Path) -> Space:
         raise _Invalid("name: missing; a space needs a name (letters, digits, _ . -)")
     name = raw["name"]
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        _fail("name", name, "must be a string of letters, digits, _ . - (not starting with . "
-                            "or -); quote it if YAML reads it as a number")
+        _fail("name", name, "must be a string of letters, digits, _ . - (1 to 100, not "
+                            "starting with . or -); quote it if YAML reads it as a number")
     search = _parse_search(raw.get("search"))
     alg = search["algorithm"]
-    data, objectives = _parse_data(raw.get("data"))
+    data, objectives = parse_data(raw.get("data"), data_label)
     tree = {"data": data}
     for s in _COMPONENTS:
         tree[s] = _parse_component(s, raw.get(s), alg, objectives)
@@ -558,6 +488,7 @@ def _parse_space(raw, path: Path) -> Space:
                   "set by search.algorithm pe_ltr_grid (one trial per bound vector); remove it")
     if search["population"]:
         _check_population_space(tree, raw)
+    _check_size(search, tree, len(objectives))
 
     if search["metrics"] is None:
         search["metrics"] = [f"auc/{o}" for o in objectives]
@@ -599,7 +530,37 @@ def _parse_space(raw, path: Path) -> Space:
                   search=search, scheduler=scheduler, resources=res, tracking={"wandb": wb},
                   _tree=tree)
     _check_trainables(space)
+    check_data(data, objectives, tree["run"], data_label)
     return space
+
+
+def _check_size(search: dict, tree: dict, k: int) -> None:
+    """Trials (and population members) the search plans, against search.limits."""
+    alg, n = search["algorithm"], search["num_samples"]
+    if alg == "pe_ltr_grid":
+        points = das_dennis_points(search["partitions"], k)
+        if search["population"]:
+            check_trials("search.partitions", search["partitions"], points,
+                         f"bound vectors for {k} objectives, all members of one population "
+                         f"trial", MAX_MEMBERS)
+        check_trials("search.partitions", search["partitions"], points * n,
+                     f"trials ({points:,} bound vectors for {k} objectives x num_samples {n})")
+    elif alg == "nsga2":
+        if search["population"]:
+            check_trials("search.pop_size", search["pop_size"], search["pop_size"],
+                         "members of one population trial", MAX_MEMBERS)
+        check_trials("search.pop_size", search["pop_size"], search["pop_size"] *
+                     search["generations"], f"trials (pop_size x generations "
+                     f"{search['generations']})")
+    elif alg == "grid":
+        points = 1
+        for s in TRIAL_SECTIONS:
+            points *= sum(math.prod(len(d.args) for _, d in _leaves(t))
+                          for _, t in _options(s, tree[s]))
+        check_trials("search.algorithm", "grid", points * n, f"trials (every choice is a "
+                     f"grid axis: {points:,} grid points x num_samples {n})")
+    else:
+        check_trials("search.num_samples", n, n)
 
 
 def _check_trainables(space: Space) -> None:
@@ -625,8 +586,9 @@ def _check_trainables(space: Space) -> None:
         try:
             r = resolve_config(cfg)
             stage = f"model.family = {r['model']['family']!r}"
-            build_model(r["model"]["family"], k, FeatureSpec(),
-                        {a: b for a, b in r["model"].items() if a != "family"})
+            hp = {a: b for a, b in r["model"].items() if a != "family"}
+            _count_parameters(desc or stage, r["model"]["family"], k, hp)
+            build_model(r["model"]["family"], k, FeatureSpec(), hp)
             stage = f"weighting.kind = {r['weighting']['kind']!r}"
             build_weighting(r["weighting"]["kind"], space.objectives,
                             {a: b for a, b in r["weighting"].items() if a != "kind"})
@@ -638,87 +600,71 @@ def _check_trainables(space: Space) -> None:
                 else {}
             loss(scores, labels, **extra, **hp)
             if hp.get("use_iput"):
-                _check_duration(desc or stage, r["data"])
-        except (ValueError, TypeError) as e:
+                check_duration(desc or stage, r["data"])
+        except _Invalid:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to build a trial is the config's
             where = desc or stage
+            why = str(e) if isinstance(e, (ValueError, TypeError)) else \
+                f"{type(e).__name__}: {e}"
+            why = why if len(why) <= 600 else why[:600] + " ..."
             raise _Invalid(f"{where + ': ' if where else ''}the trainables reject this "
-                           f"configuration: {e}") from None
+                           f"configuration: {why}") from None
 
     check(None, materialize(base))         # the representative config (fixed_config)
     for s in ("model", "loss", "weighting", "optim"):
         for opt, t in _options(s, tree[s]):
             first = _first(t)
-            sel = f"{s}.{_COMPONENTS[s][0]} = {opt!r}" if opt else ""
+            sel = f"{s}.{_COMPONENTS[s][0]} = {short(opt)}" if opt else ""
             check(sel or s, materialize({**base, s: first}))
             for p, d in _leaves(t):
                 for value in d.probes():
                     v = copy.deepcopy(first)
                     _set(v, p, value)
-                    desc = ", ".join(x for x in (sel, f"{s}.{'.'.join(p)} = {value!r}") if x)
+                    desc = ", ".join(x for x in (sel, f"{s}.{'.'.join(p)} = {short(value)}")
+                                     if x)
                     check(desc, materialize({**base, s: v}))
 
 
-def _check_duration(where: str, data: dict) -> None:
-    """``loss.use_iput`` needs the dataset's ``duration`` column in every split."""
-    if "path" not in data:
-        raise ValueError("loss.use_iput = true needs a dataset with a 'duration' column "
-                         "(data.path, e.g. an MP-stage output); synthetic data has none")
-    from trainables.data.schema import split_columns
-    lacking = [s for s, cols in split_columns(data["path"]).items() if "duration" not in cols]
-    if lacking:
-        raise ValueError(f"loss.use_iput = true needs a 'duration' column (IPUT's watch-time "
-                         f"denominator); the split(s) {', '.join(lacking)} of {data['path']} "
-                         f"have none")
+def _count_parameters(where: str, family: str, k: int, hp: dict) -> None:
+    """Refuse a model above MAX_MODEL_PARAMS, counted on the meta device (no memory).
+    Only when a size is large: the meta device costs seconds the first time."""
+    import torch
 
+    def big(v) -> bool:
+        if isinstance(v, (list, tuple)):
+            return any(big(x) for x in v)
+        return isinstance(v, int) and not isinstance(v, bool) and v > 4096
 
-def override_data(raw, data: str | Path, space_path: Path | None = None):
-    """``search run --data PATH``: the space's ``data`` replaced by ``{path: PATH}`` (made
-    absolute), keeping the space's ``objectives`` list if it has one. The folder, its
-    meta.yaml and those objectives are checked here (``read_meta``), so a bad PATH is one
-    SpaceError naming it."""
-    from trainables.data.schema import read_meta
-    folder = Path(data).expanduser().resolve()
+    if not any(big(v) for v in hp.values()):
+        return
     try:
-        meta = read_meta(folder)
-    except ValueError as e:
-        raise SpaceError(f"--data {data}: {e}") from None
-    raw = copy.deepcopy(raw) if isinstance(raw, dict) else raw
-    old = raw.get("data") if isinstance(raw, dict) else None
-    new = {"path": str(folder)}
-    objs = old.get("objectives") if isinstance(old, dict) else None
-    if objs is not None:
-        if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
-            raise SpaceError(f"{space_path}: data.objectives = {objs!r}: must be a list of "
-                             f"objective names")
-        bad = [o for o in objs if o not in meta["objectives"]]
-        if bad:
-            raise SpaceError(
-                f"--data {data}: the space{f' {space_path}' if space_path else ''} keeps "
-                f"data.objectives {_names(objs)}, but {_names(bad)} "
-                f"{'is' if len(bad) == 1 else 'are'} not in this dataset; allowed (its "
-                f"meta.yaml): {_names(meta['objectives'])}")
-        new["objectives"] = list(objs)
-    if isinstance(raw, dict):
-        raw["data"] = new
-    return raw
+        with torch.device("meta"):
+            net = build_model(family, k, FeatureSpec(), hp)
+        n = sum(p.numel() for p in net.parameters())
+    except Exception:  # noqa: BLE001 - the real build below reports what is wrong
+        return
+    if n > MAX_MODEL_PARAMS:
+        raise _Invalid(f"{where}: the model would have {n:,} parameters; at most "
+                       f"{MAX_MODEL_PARAMS:,} (lower its sizes)")
 
 
 def load_space(path, data: str | Path | None = None) -> Space:
     """Read and validate a space file; SpaceError names the file, key, value and what is
     allowed. Generates no data and starts no Ray. ``data``: a dataset folder replacing
-    the space's data (:func:`override_data`; ``search run --data``)."""
+    the space's data (:func:`override_data`; ``search run --data``). The file is read
+    within trainables.yaml_safe's limits (1 MiB, UTF-8, aliases expanding to at most
+    100,000 values); a dataset is validated in full (every split, batch by batch)."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpaceError(f"{path}: cannot read the space file ({e.strerror or e})") from None
+        raw = load_yaml(path, "space file")
+    except YAMLInputError as e:
+        raise SpaceError(str(e)) from None
     try:
-        raw = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as e:
-        raise SpaceError(f"{path}: not valid YAML: {e}") from None
-    if data is not None:
-        raw = override_data(raw, data, path)
-    try:
-        return _parse_space(raw, path)
+        if data is not None:
+            raw = override_data(raw, data, path)
+        return _parse_space(raw, path, "data.path" if data is None else "--data")
     except _Invalid as e:
-        raise SpaceError(f"{path}: {e}") from None
+        raise SpaceError(cap(f"{path}: {e}")) from None
+    except SpaceError as e:
+        raise SpaceError(cap(str(e))) from None

@@ -10,12 +10,17 @@ A config is a plain dict (what a space file's sampled trial looks like):
     run:       {device: auto, seed: 0, ...}                      # RUN_DEFAULTS
 
 :func:`resolve_config` fills every default and rejects unknown keys with a message
-naming the key path and the allowed keys. The resolved config is saved in every
+naming the key path and the allowed keys. Every optim/run key has a declared type and
+bound (:data:`OPTION_SPECS`; :func:`check_option`), checked here and by the space parser
+for fixed values and for every value a distribution can draw. The resolved config is saved in every
 checkpoint, and a rerun reads only that.
 """
 from __future__ import annotations
 
 import copy
+import math
+import os
+import re
 
 OPTIM_DEFAULTS = {
     "optimizer": "adam",          # adam | adamw | sgd
@@ -41,9 +46,83 @@ RUN_DEFAULTS = {
     "chunk_rows": None,           # population: rows per vmapped chunk; None = auto
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
+EVAL_SPLITS = ("valid", "test", "train")      # the contract's splits; a dataset may add more
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]{1,3})$")
+# Each optim/run key's declared type and bound: (kind, check, what is allowed). kind is what
+# a space's distribution over the key must draw (search.space reads it); None is allowed
+# only where the default is None (it means "automatic" or "none").
+_INT1 = ("int", lambda v: _int(v) and v >= 1, "an integer >= 1")
+_POS = ("number", lambda v: _num(v) and v > 0, "a number > 0")
+_FLAG = ("bool", lambda v: isinstance(v, bool), "true or false")
+_PATH = ("str", lambda v: isinstance(v, (str, os.PathLike)) and str(v) != "",
+         "a folder path (a string)")
+OPTION_SPECS = {
+    "optim": {
+        "optimizer": ("str", lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+        "lr": _POS,
+        "weight_decay": ("number", lambda v: _num(v) and v >= 0, "a number >= 0"),
+        "batch_size": _INT1,
+        "epochs": _INT1,
+        "grad_clip": _POS,
+    },
+    "run": {
+        "device": ("str", lambda v: isinstance(v, str) and bool(DEVICE_RE.match(v)),
+                   "auto, cpu, cuda or cuda:N"),
+        "seed": ("int", lambda v: _int(v) and 0 <= v < 2 ** 32, "an integer in [0, 2^32)"),
+        "threads": ("int", lambda v: _int(v) and 1 <= v <= 1024, "an integer in [1, 1024]"),
+        "eval_split": ("str", lambda v: isinstance(v, str) and v != "",
+                       f"a split of the dataset ({', '.join(EVAL_SPLITS)})"),
+        "eval_batch_size": _INT1,
+        "gauc": _FLAG,
+        "request_gauc": _FLAG,
+        "checkpoint_dir": _PATH,
+        "checkpoint_every": _INT1,
+        "resume_from": _PATH,
+        "verbose": _FLAG,
+        "nan_check_every": _INT1,
+        "chunk_rows": _INT1,
+    },
+}
 # Sections a space file has that the training loop does not use.
 SPACE_ONLY = {"name", "search", "scheduler", "resources", "tracking"}
 SECTIONS = {"data", "model", "loss", "weighting", "optim", "run", "population"}
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def option_kind(section: str, key: str) -> str:
+    """The kind of value an optim/run key takes (int, number, str, bool)."""
+    return OPTION_SPECS[section][key][0]
+
+
+def option_rule(section: str, key: str) -> str:
+    """What ``section.key`` allows, in words (e.g. "a number > 0 or null")."""
+    nullable = {"optim": OPTIM_DEFAULTS, "run": RUN_DEFAULTS}[section][key] is None
+    return OPTION_SPECS[section][key][2] + (" or null" if nullable else "")
+
+
+def option_ok(section: str, key: str, value) -> bool:
+    """Whether ``value`` is allowed for ``section.key`` (its declared type and bound; None
+    only where the default is None)."""
+    if value is None:
+        return {"optim": OPTIM_DEFAULTS, "run": RUN_DEFAULTS}[section][key] is None
+    return bool(OPTION_SPECS[section][key][1](value))
+
+
+def check_option(section: str, key: str, value) -> None:
+    """ValueError naming ``section.key``, the value and what is allowed, unless it is."""
+    from .yaml_safe import short
+    if option_ok(section, key, value):
+        return
+    if key == "optimizer":         # the message the trainables have always given
+        raise ValueError(f"optim.optimizer = {short(value)}; allowed: {', '.join(OPTIMIZERS)}")
+    raise ValueError(f"{section}.{key} must be {option_rule(section, key)}, got {short(value)}")
 
 
 def _strict(section: str, given: dict, defaults: dict, selector: str | None = None) -> dict:
@@ -95,15 +174,9 @@ def resolve_config(config: dict) -> dict:
 
     out["optim"] = _strict("optim", cfg.get("optim") or {}, OPTIM_DEFAULTS)
     out["run"] = _strict("run", cfg.get("run") or {}, RUN_DEFAULTS)
-    o = out["optim"]
-    if o["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"optim.optimizer = {o['optimizer']!r}; allowed: {', '.join(OPTIMIZERS)}")
-    for key in ("lr",):
-        if not isinstance(o[key], (int, float)) or not o[key] > 0:
-            raise ValueError(f"optim.{key} must be a number > 0, got {o[key]!r}")
-    for key in ("batch_size", "epochs"):
-        if not isinstance(o[key], int) or o[key] < 1:
-            raise ValueError(f"optim.{key} must be an integer >= 1, got {o[key]!r}")
+    for section in OPTION_SPECS:
+        for key, value in out[section].items():
+            check_option(section, key, value)
     if population is not None:
         out["population"] = _resolve_population(cfg, population)
     return out

@@ -15,8 +15,6 @@ import argparse
 import sys
 import time
 
-import yaml
-
 from .data import DatasetError
 
 
@@ -50,11 +48,12 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     if a.config:
+        from .yaml_safe import YAMLInputError, load_yaml
         try:
-            with open(a.config) as fh:
-                base = yaml.safe_load(fh)
-        except (OSError, yaml.YAMLError) as e:
-            ap.error(f"--config {a.config}: {e}")
+            base = load_yaml(a.config, "config file")     # bounded size, UTF-8, no bombs
+        except YAMLInputError as e:
+            print(f"error: --config {e}", file=sys.stderr)
+            return 2
         runs = [("config", base)]
     else:
         objectives = [o for o in a.objectives.split(",") if o]

@@ -212,20 +212,36 @@ def _find(folder: Path, pattern: str, what: str, many: bool = False) -> list[Pat
     return files
 
 
+def _csv_error(file: Path, e: Exception) -> DatasetError:
+    """A pandas/codec failure as one DatasetError naming the file (and the line)."""
+    if isinstance(e, UnicodeDecodeError):
+        return DatasetError(f"{file}: not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x}"
+                            f"); KuaiRand's CSV files are UTF-8")
+    text = " ".join(str(e).split())
+    text = text.replace("Error tokenizing data. C error: ", "")
+    if len(text) > 300:
+        text = text[:300] + " ..."
+    return DatasetError(f"{file}: malformed CSV ({text}); every line must have the header's "
+                        f"fields")
+
+
 def _read_log(file: Path, days: set | None) -> pd.DataFrame:
     try:
         header = list(pd.read_csv(file, nrows=0).columns)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{file}: cannot be read as CSV ({type(e).__name__}: {e})") from None
+        raise DatasetError(f"{file}: cannot be read as CSV ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:300]})") from None
     _require_columns(file, header, LOG_COLUMNS)
     cols = LOG_COLUMNS + [c for c in LOG_OPTIONAL if c in header]
     parts = []
     try:
-        chunks = pd.read_csv(file, usecols=cols, chunksize=CHUNK_ROWS, low_memory=False)
+        # every column is parsed (no usecols): with usecols pandas silently ignores a line
+        # with extra fields; then only the used ones are kept, chunk by chunk
+        chunks = pd.read_csv(file, chunksize=CHUNK_ROWS, low_memory=False)
         for df in chunks:
-            parts.append(_check_log_chunk(file, df, days))
-    except pd.errors.ParserError as e:
-        raise DatasetError(f"{file}: malformed CSV ({e})") from None
+            parts.append(_check_log_chunk(file, df[cols], days))
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise _csv_error(file, e) from None
     return pd.concat(parts) if parts else pd.DataFrame(columns=cols)
 
 
@@ -248,8 +264,10 @@ def _check_log_chunk(file: Path, df: pd.DataFrame, days: set | None) -> pd.DataF
 def _read_features(file: Path, required: list[str], key: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(file, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except pd.errors.EmptyDataError as e:
         raise DatasetError(f"{file}: cannot be read as CSV ({type(e).__name__}: {e})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise _csv_error(file, e) from None
     _require_columns(file, list(df.columns), required)
     df = df[required].copy()
     _no_nan(file, df, [key])
