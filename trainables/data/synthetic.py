@@ -38,8 +38,6 @@ Command line: ``python -m trainables.data.synthetic --out DIR --rows N ...``.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
 import sys
 import time
@@ -51,6 +49,10 @@ import pyarrow.parquet as pq
 import yaml
 from scipy.special import ndtr
 from scipy.stats import multivariate_normal
+
+from .synthetic_params import (MAX_IDS, MAX_OBJECTIVES, MAX_ROWS,  # noqa: F401 (re-exported)
+                               MIN_EXPECTED_CLASS, MIN_ROWS, _check, check_classes, defaults,
+                               fingerprint, min_rows)
 
 N_FACTORS = 4   # engagement, social, commerce, clickbait
 # Loadings of the built-in objectives on the four factors, and their default positive rate.
@@ -80,13 +82,6 @@ class _NoAliasDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data):
         return True
-
-
-def defaults() -> dict:
-    """The generator's parameters and their defaults (a data config overrides them)."""
-    return {"rows": 200_000, "objectives": ["buy", "follow", "long_view"], "seed": 0,
-            "positive_rates": None, "candidates": 10, "users": None, "items": None,
-            "split_fractions": [0.8, 0.1, 0.1], "chunk_rows": 500_000}
 
 
 def _whiten(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -228,57 +223,6 @@ class _World:
         return cols
 
 
-def _check(params: dict) -> dict:
-    p = {**defaults(), **params}
-    unknown = sorted(set(params) - set(defaults()))
-    if unknown:
-        raise ValueError(f"synthetic data has no parameter(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(defaults()))}")
-    objs = p["objectives"]
-    if not isinstance(objs, list) or not objs or len(set(objs)) != len(objs) or \
-            not all(isinstance(o, str) and o.isidentifier() for o in objs):
-        raise ValueError(f"data.objectives must be a list of distinct names (letters, digits, "
-                         f"_), got {objs!r}")
-    rates = p["positive_rates"]
-    if rates is None:
-        rates = {}
-    if not isinstance(rates, dict):
-        raise ValueError(f"data.positive_rates must map objective -> rate, got {rates!r}")
-    bad = sorted(set(rates) - set(objs))
-    if bad:
-        raise ValueError(f"data.positive_rates names unknown objective(s) {', '.join(bad)}; "
-                         f"objectives: {', '.join(objs)}")
-    for o, r in rates.items():
-        if not isinstance(r, (int, float)) or not (1e-6 <= r <= 0.9):
-            raise ValueError(f"data.positive_rates.{o} = {r!r}: must be in [1e-6, 0.9]")
-    p["positive_rates"] = {o: float(rates.get(o, KNOWN.get(o, (None, 0.05))[1])) for o in objs}
-    for key, lo in (("rows", 100), ("candidates", 1), ("chunk_rows", 1000), ("seed", 0)):
-        if not isinstance(p[key], int) or p[key] < lo:
-            raise ValueError(f"data.{key} must be an integer >= {lo}, got {p[key]!r}")
-    for key in ("users", "items"):  # None: sized from rows; too few cannot be whitened
-        if p[key] is not None and (not isinstance(p[key], int) or p[key] < 10):
-            raise ValueError(f"data.{key} must be an integer >= 10 or null (automatic), "
-                             f"got {p[key]!r}")
-    fr = p["split_fractions"]
-    if not (isinstance(fr, list) and len(fr) == 3 and all(isinstance(f, (int, float)) and f > 0
-                                                          for f in fr)):
-        raise ValueError(f"data.split_fractions must be 3 positive numbers (train, valid, test), "
-                         f"got {fr!r}")
-    smallest = int(p["rows"] * min(fr) / sum(fr))
-    if p["candidates"] > smallest:
-        raise ValueError(f"data.candidates = {p['candidates']} is more than the smallest split's "
-                         f"{smallest} rows (rows {p['rows']} x split_fractions {fr}); use fewer "
-                         f"candidates or more rows")
-    return p
-
-
-def fingerprint(params: dict) -> str:
-    """A short hash of the resolved parameters: the cache key of a generated dataset."""
-    p = _check(params)
-    p.pop("chunk_rows")
-    return hashlib.sha1(json.dumps(p, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def generate(out_dir, progress: bool = True, **params) -> Path:
     """Write a synthetic dataset (train/valid/test Parquet + meta.yaml) to ``out_dir``."""
     p = _check(params)
@@ -293,7 +237,8 @@ def generate(out_dir, progress: bool = True, **params) -> Path:
     rng = np.random.default_rng([p["seed"], 1])
     request = 0
     splits = {}
-    t0 = time.time()
+    t0 = shown = time.time()
+    tty = sys.stderr.isatty()
     done = 0
     for name, n_split in zip(("train", "valid", "test"), split_rows):
         n_req_total = max(1, int(n_split) // cand)
@@ -310,12 +255,15 @@ def generate(out_dir, progress: bool = True, **params) -> Path:
             request += n_req
             written += n_req
             done += n_req * cand
-            if progress:
-                print(f"\r[synthetic] {done:,}/{rows:,} rows ({time.time() - t0:.1f} s)",
-                      end="", file=sys.stderr, flush=True)
+            if progress and (tty or time.time() - shown >= 5 or done >= rows):
+                # one line each when logs are a file (job logs), rewritten in a terminal
+                shown = time.time()
+                print(("\r" if tty else "") + f"[synthetic] {done:,}/{rows:,} rows "
+                      f"({time.time() - t0:.1f} s)", end="" if tty else "\n",
+                      file=sys.stderr, flush=True)
         writer.close()
         splits[name] = {"file": f"{name}.parquet", "rows": n_req_total * cand}
-    if progress:
+    if progress and tty:
         print(file=sys.stderr)
     meta = {
         "name": f"synthetic-{fingerprint(params)}",
