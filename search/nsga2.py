@@ -8,8 +8,16 @@ generation has reported, its objectives (``auc/<obj>``, maximized, so negated fo
 are told back and the next generation is asked. ``suggest`` returns None while a
 generation is still running and ``Searcher.FINISHED`` after ``generations`` of them; use
 it with ``num_samples=-1``. A failed trial counts as the worst value (AUC 0) so the
-generation can complete. ``save``/``restore`` pickle the whole state, so ``search resume``
-continues mid-generation without repeating finished trials.
+generation can complete.
+
+``save``/``restore`` (and Tune's ``save_to_dir``/``restore_from_dir``, file
+``nsga2-searcher-state-<session>.json`` in the experiment folder) keep the state as JSON, never
+a pickle: the settings, the param space (domains written as plain data), every generation's
+asked X and told F, and the generation in progress. ``restore`` rebuilds pymoo's NSGA-II
+from the seed by replaying ask/tell (pymoo draws from its own seeded generator, so the replay
+asks exactly the recorded X, checked), so ``search resume`` continues mid-generation with
+the same next suggestions as an uninterrupted run and no finished trial repeated. A file
+that is not such a JSON state is refused.
 
 ``population_trial=True`` (``search.population: true``): the whole generation is one trial,
 a population (``trainables.population``) whose members are the individuals; its config is
@@ -19,8 +27,12 @@ and run sections, and its report's ``m<i>/auc/<obj>`` are told back together.
 from __future__ import annotations
 
 import copy
+import glob
+import json
 import math
-import pickle
+import os
+import uuid
+from pathlib import Path
 
 import numpy as np
 from ray.tune.search import Searcher
@@ -48,10 +60,120 @@ def _decode(domain: Domain, x: float):
                        domain.upper - 1))
     if isinstance(domain, Float):
         lo, hi = domain.lower, domain.upper
-        if type(domain.get_sampler()).__name__ == "_LogUniform":
+        if _is_log(domain):
             return float(math.exp(math.log(lo) + x * (math.log(hi) - math.log(lo))))
         return float(lo + x * (hi - lo))
     raise ValueError(f"nsga2 cannot search a {type(domain).__name__} domain")
+
+
+def _is_log(domain: Float) -> bool:
+    return type(domain.get_sampler()).__name__ == "_LogUniform"
+
+
+# -- the state as JSON ---------------------------------------------------------------------
+STATE_FORMAT = "paretune-nsga2-searcher"
+STATE_VERSION = 1
+_DOMAIN = "__tune_domain__"      # marks a domain in the JSON form of the param space
+
+
+class SearcherStateError(ValueError):
+    """A searcher state file that is not paretune's NSGA-II JSON state (never unpickled)."""
+
+
+def _space_to_json(tree, where="space"):
+    """The param space as plain JSON data: each domain a ``{__tune_domain__: kind, ...}``
+    mapping holding what :func:`_decode` uses, constants as they are."""
+    if isinstance(tree, Domain):
+        if isinstance(tree, Categorical):
+            return {_DOMAIN: "choice", "categories": _space_to_json(list(tree.categories),
+                                                                     where)}
+        if isinstance(tree, Integer):
+            return {_DOMAIN: "randint", "lower": int(tree.lower), "upper": int(tree.upper)}
+        if isinstance(tree, Float):
+            return {_DOMAIN: "loguniform" if _is_log(tree) else "uniform",
+                    "lower": float(tree.lower), "upper": float(tree.upper)}
+        raise ValueError(f"{where}: nsga2 cannot search a {type(tree).__name__} domain")
+    if isinstance(tree, dict):
+        for k in tree:
+            if not isinstance(k, str):
+                raise ValueError(f"{where}: key {k!r} is not a string; the searcher state is "
+                                 f"JSON")
+        return {k: _space_to_json(v, f"{where}.{k}") for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_space_to_json(v, f"{where}[{i}]") for i, v in enumerate(tree)]
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    if hasattr(tree, "item") and type(tree).__module__ == "numpy":
+        return tree.item()
+    raise ValueError(f"{where}: a {type(tree).__name__} value cannot be kept in the searcher's "
+                     f"JSON state")
+
+
+def _space_from_json(tree):
+    from ray import tune
+    if isinstance(tree, dict):
+        kind = tree.get(_DOMAIN)
+        if kind == "choice":
+            return tune.choice(_space_from_json(tree["categories"]))
+        if kind == "randint":
+            return tune.randint(int(tree["lower"]), int(tree["upper"]))
+        if kind == "uniform":
+            return tune.uniform(float(tree["lower"]), float(tree["upper"]))
+        if kind == "loguniform":
+            return tune.loguniform(float(tree["lower"]), float(tree["upper"]))
+        if kind is not None:
+            raise SearcherStateError(f"unknown domain kind {kind!r} in the searcher state")
+        return {k: _space_from_json(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_space_from_json(v) for v in tree]
+    return tree
+
+
+def _matrix(v, rows: int | None, cols: int, what: str, allow_none: bool = False) -> np.ndarray:
+    ok = isinstance(v, list) and all(isinstance(r, list) and len(r) == cols and all(
+        (x is None and allow_none) or (isinstance(x, (int, float)) and not isinstance(x, bool))
+        for x in r) for r in v) and (rows is None or len(v) == rows)
+    if not ok:
+        raise SearcherStateError(f"{what} must be a list of {rows or 'N'} rows of {cols} "
+                                 f"numbers")
+    return np.array([[np.nan if x is None else float(x) for x in r] for r in v],
+                    dtype=np.float64).reshape(len(v), cols)
+
+
+def read_state(path) -> dict:
+    """Parse and check a searcher state file: JSON only (a pickle or any other file is
+    refused with :class:`SearcherStateError`; nothing in it is executed)."""
+    raw = Path(path).read_bytes()
+    try:
+        state = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SearcherStateError(
+            f"{path}: not a JSON searcher state (paretune's NSGA-II searcher saves its state "
+            f"as JSON and never unpickles a file); refused") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise SearcherStateError(f"{path}: not a paretune NSGA-II searcher state (no "
+                                 f"'format': {STATE_FORMAT!r})")
+    if state.get("version") != STATE_VERSION:
+        raise SearcherStateError(f"{path}: searcher state version {state.get('version')!r}; "
+                                 f"this paretune reads version {STATE_VERSION}")
+    need = {"metrics": list, "population": int, "generations": int, "seed": int,
+            "population_trial": bool, "generation": int, "space": dict, "history": list}
+    for k, t in need.items():
+        if not isinstance(state.get(k), t) or (t is int and isinstance(state.get(k), bool)):
+            raise SearcherStateError(f"{path}: '{k}' must be a {t.__name__}")
+    if not state["metrics"] or not all(isinstance(m, str) for m in state["metrics"]):
+        raise SearcherStateError(f"{path}: 'metrics' must be a list of metric names")
+    if state["generation"] != len(state["history"]):
+        raise SearcherStateError(f"{path}: 'generation' ({state['generation']}) differs from "
+                                 f"the generations recorded ({len(state['history'])})")
+    cur = state.get("current")
+    if cur is not None:
+        if not isinstance(cur, dict) or not isinstance(cur.get("assigned"), dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool)
+                for v in cur["assigned"].values()) or not all(
+                isinstance(cur.get(k), int) for k in ("next", "done")):
+            raise SearcherStateError(f"{path}: 'current' must hold X, F, assigned, next, done")
+    return state
 
 
 def _set(tree: dict, path, value) -> None:
@@ -61,6 +183,8 @@ def _set(tree: dict, path, value) -> None:
 
 
 class NSGA2Searcher(Searcher):
+    CKPT_FILE_TMPL = "nsga2-searcher-state-{}.json"
+
     def __init__(self, metrics: list[str], population: int, generations: int, seed: int = 0,
                  param_space: dict | None = None, population_trial: bool = False):
         super().__init__(metric=metrics[0], mode="max")
@@ -77,6 +201,7 @@ class NSGA2Searcher(Searcher):
         self._F = None
         self._done = 0                # individuals of this generation reported
         self.generation = 0           # generations fully told
+        self._history = []            # per told generation: {"X": asked, "F": told}
         if param_space is not None:
             self._setup(param_space)
 
@@ -139,6 +264,7 @@ class NSGA2Searcher(Searcher):
             self._done += 1
         if self._done == len(self._pop):
             self._pop.set("F", self._F)
+            self._history.append({"X": self._pop.get("X").tolist(), "F": self._F.tolist()})
             self._algo.tell(infills=self._pop)
             self.generation += 1
             self._pop = None
@@ -148,13 +274,94 @@ class NSGA2Searcher(Searcher):
         return [-(float(v)) if isinstance(v, (int, float)) and math.isfinite(v) else 0.0
                 for v in vals]          # pymoo minimizes; failed = AUC 0
 
-    # -- resume -------------------------------------------------------------------------------
+    # -- resume: JSON state, rebuilt by replaying ask/tell ------------------------------------
+    def get_json_state(self) -> dict:
+        """The whole state as plain JSON data (see the module's docstring)."""
+        if self._space is None:
+            raise RuntimeError("the nsga2 searcher has no param space yet; nothing to save")
+        cur = None
+        if self._pop is not None:
+            cur = {"X": self._pop.get("X").tolist(),
+                   "F": [[None if not math.isfinite(v) else float(v) for v in row]
+                         for row in self._F.tolist()],
+                   "assigned": {str(k): int(v) for k, v in self._assigned.items()},
+                   "next": int(self._next), "done": int(self._done)}
+        return {"format": STATE_FORMAT, "version": STATE_VERSION,
+                "metrics": list(self.metrics), "population": int(self.population),
+                "generations": int(self.generations), "seed": int(self.seed),
+                "population_trial": bool(self.population_trial),
+                "space": _space_to_json(self._space), "generation": int(self.generation),
+                "history": copy.deepcopy(self._history), "current": cur}
+
+    def set_json_state(self, state: dict) -> None:
+        """Rebuild from :meth:`get_json_state`'s data: pymoo's NSGA-II set up from the seed
+        and the recorded generations replayed (each ask must give the recorded X)."""
+        self.metrics = list(state["metrics"])
+        self._metric, self._mode = self.metrics[0], "max"
+        self.population, self.generations = state["population"], state["generations"]
+        self.seed, self.population_trial = state["seed"], state["population_trial"]
+        self._setup(_space_from_json(state["space"]))
+        n_var, n_obj = len(self._dims), len(self.metrics)
+
+        def ask(X_saved, what):
+            pop = self._algo.ask()
+            X = _matrix(X_saved, None, n_var, f"{what} X")
+            if pop.get("X").shape != X.shape or not np.array_equal(pop.get("X"), X):
+                raise SearcherStateError(
+                    f"{what}: replaying NSGA-II from seed {self.seed} did not ask the recorded "
+                    f"individuals (a different pymoo version or param space?); the search "
+                    f"cannot continue from this state")
+            return pop, X
+
+        self._history = []
+        for g, gen in enumerate(state["history"]):
+            if not isinstance(gen, dict):
+                raise SearcherStateError(f"generation {g}: must hold X and F")
+            pop, X = ask(gen.get("X"), f"generation {g}")
+            F = _matrix(gen.get("F"), len(X), n_obj, f"generation {g} F")
+            pop.set("F", F)
+            self._algo.tell(infills=pop)
+            self._history.append({"X": X.tolist(), "F": F.tolist()})
+        self.generation = len(self._history)
+        cur = state.get("current")
+        if cur is None:
+            self._pop, self._F, self._assigned, self._next, self._done = None, None, {}, 0, 0
+            return
+        self._pop, X = ask(cur.get("X"), f"generation {self.generation} (in progress)")
+        self._F = _matrix(cur.get("F"), len(X), n_obj, "the generation in progress's F",
+                          allow_none=True)
+        self._assigned = {str(k): int(v) for k, v in cur["assigned"].items()}
+        self._next, self._done = int(cur["next"]), int(cur["done"])
+
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
+        """Write the JSON state (atomically) to ``checkpoint_path``."""
+        path = Path(checkpoint_path)
+        tmp = path.with_name(f".{uuid.uuid4().hex}-{path.name}")
+        tmp.write_text(json.dumps(self.get_json_state(), allow_nan=False))
+        os.replace(tmp, path)
 
     def restore(self, checkpoint_path: str) -> None:
         """Tune saves this state together with the experiment's: trials handed out but not
-        finished are resumed by Tune under the same ids and report here as usual."""
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
+        finished are resumed by Tune under the same ids and report here as usual. Only a
+        JSON state is read; anything else raises :class:`SearcherStateError`."""
+        self.set_json_state(read_state(checkpoint_path))
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Tune's experiment checkpoint: the JSON state as
+        ``nsga2-searcher-state-<session>.json`` (Tune's own default would be a pickle)."""
+        self.save(os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format(session_str)))
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Restore from the newest JSON state in ``checkpoint_dir``; a pickled state (an
+        older paretune's ``searcher-state-*.pkl``) is never read."""
+        found = glob.glob(os.path.join(glob.escape(str(checkpoint_dir)),
+                                       self.CKPT_FILE_TMPL.format("*")))
+        if not found:
+            old = glob.glob(os.path.join(glob.escape(str(checkpoint_dir)),
+                                         Searcher.CKPT_FILE_TMPL.format("*")))
+            raise SearcherStateError(
+                f"{checkpoint_dir}: no NSGA-II searcher state "
+                f"({self.CKPT_FILE_TMPL.format('*')})" +
+                (f"; {Path(max(old)).name} is a pickled state, which is not read because "
+                 f"unpickling a file can run code" if old else ""))
+        self.restore(max(found))

@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -211,14 +212,69 @@ def _raise_diverged(window, first_step, objectives, epoch):
         f"the loss's parameters")
 
 
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint file holds more than tensors and plain data (so it is not read)."""
+
+
 def _load_checkpoint(path) -> dict:
-    return torch.load(Path(path) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    """A checkpoint's payload, read with ``torch.load(weights_only=True)``: tensors and
+    plain data only (dict, list, tuple, str, int, float, bool, None), so a crafted file
+    cannot run code when it is loaded; anything else is refused."""
+    import pickle
+    f = Path(path) / CHECKPOINT_FILE
+    try:
+        payload = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message: which object was refused (its advice to turn the check off is
+        # left out on purpose)
+        why = [ln.strip() for ln in str(e).splitlines()
+               if "GLOBAL" in ln or "Unsupported" in ln]
+        raise UnsafeCheckpoint(
+            f"{f}: refused: the file holds objects other than tensors and plain data"
+            f"{' (' + why[0][:300] + ')' if why else ''}; paretune reads checkpoints as "
+            f"weights and plain data only, so that loading a file cannot run code. Use a "
+            f"checkpoint written by paretune's training loop") from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise UnsafeCheckpoint(f"{f}: not a paretune checkpoint (expected a mapping with the "
+                               f"model's weights, got {type(payload).__name__})")
+    return payload
+
+
+def _plain_payload(x, where: str = "checkpoint"):
+    """``x`` with only what ``torch.load(weights_only=True)`` reads back: tensors, dicts,
+    lists, tuples, str, int, float, bool, None. numpy arrays become tensors, numpy scalars
+    Python numbers, paths strings; any other object is an error naming where it is."""
+    if x is None or type(x) in (bool, int, float, str) or isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, dict):
+        out = {k: _plain_payload(v, f"{where}.{k}") for k, v in x.items()}
+        if isinstance(x, OrderedDict):          # a module's state_dict keeps its versions
+            out = OrderedDict(out)
+            if hasattr(x, "_metadata"):
+                out._metadata = _plain_payload(x._metadata, f"{where}._metadata")
+        return out
+    if isinstance(x, (list, tuple)):
+        out = [_plain_payload(v, f"{where}[{i}]") for i, v in enumerate(x)]
+        return out if isinstance(x, list) else tuple(out)
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    for t in (bool, int, float, str):            # numpy float64 is a float, IntEnum an int...
+        if isinstance(x, t):
+            return t(x)
+    if type(x).__module__ == "numpy":
+        import numpy as np
+        if isinstance(x, np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(x).copy())
+        if hasattr(x, "item"):
+            return x.item()
+    raise TypeError(f"{where}: a {type(x).__name__} cannot go into a checkpoint (only "
+                    f"tensors and plain data are saved, so that loading one cannot run code)")
 
 
 def _save_checkpoint(folder, payload: dict) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     tmp = Path(folder) / (CHECKPOINT_FILE + ".tmp")
-    torch.save(payload, tmp)
+    torch.save(_plain_payload(payload), tmp)
     os.replace(tmp, Path(folder) / CHECKPOINT_FILE)
 
 
@@ -459,12 +515,25 @@ def _emit(report, metrics: dict, payload) -> None:
         report(metrics, d)
 
 
+def where_ran() -> dict:
+    """The Ray node id and host name of this process, reported with every epoch."""
+    import socket
+    info = {"hostname": socket.gethostname()}
+    try:
+        import ray
+        if ray.is_initialized():
+            info["node_id"] = ray.get_runtime_context().get_node_id()
+    except Exception:
+        pass
+    return info
+
+
 def _ray_reporter(rank: int):
     import ray.train
 
     def report(metrics: dict, checkpoint_dir=None):
         ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=ckpt)
+        ray.train.report({**metrics, **where_ran()}, checkpoint=ckpt)
     return report
 
 
@@ -475,7 +544,7 @@ def tune_reporter():
 
     def report(metrics: dict, checkpoint_dir=None):
         ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=ckpt)
+        tune.report({**metrics, **where_ran()}, checkpoint=ckpt)
     return report
 
 
