@@ -61,7 +61,9 @@ def cmd_frontier(a) -> int:
     elif a.ref:
         ref = np.array([float(v) for v in a.ref.split(",")])
         ref_label = "given point"
-    info = print_summary(df, objectives, exp, which=a.use, ref=ref, ref_label=ref_label)
+    columns = [c.strip() for c in (a.columns or "").split(",") if c.strip()]
+    info = print_summary(df, objectives, a.uri, which=a.use, ref=ref, ref_label=ref_label,
+                         columns=columns)
     out = exp / "analysis"
     out.mkdir(exist_ok=True)
     front = info["front"]
@@ -74,12 +76,12 @@ def cmd_frontier(a) -> int:
         labels = df["trial_id"].astype(str).tolist()
         groups = df["group"].astype(str).tolist()
         pngs.append(plot_tradeoffs(F, objectives, groups, front, out / "tradeoffs.png",
-                                   labels=labels, title=exp.name))
+                                   labels=labels, title=_title(a.uri)))
         pngs.append(plot_parallel(F, objectives, front, out / "parallel.png", labels=labels,
                                   groups=groups))
         order = np.argsort(df["finished_at"].to_numpy(dtype=float), kind="stable")
         curve = hypervolume_curve(F[order], info["ref"])
-        pngs.append(plot_hypervolume(curve, out / "hypervolume.png", title=exp.name))
+        pngs.append(plot_hypervolume(curve, out / "hypervolume.png", title=_title(a.uri)))
     print(f"  plots: {', '.join(str(p) for p in pngs) or 'none (no finished trial)'}")
     print(f"  tables: {out / 'results.csv'}, {out / 'frontier.csv'}")
     wb = (meta.get("tracking") or {}).get("wandb") or {}
@@ -92,6 +94,10 @@ def cmd_frontier(a) -> int:
         print(f"  W&B frontier run ({mode}): {folder}" +
               ("  (upload with: wandb sync " + str(folder) + ")" if mode == "offline" else ""))
     return 0
+
+
+def _title(uri: str) -> str:
+    return str(uri).rstrip("/").rsplit("/", 1)[-1]
 
 
 def _has_pyarrow() -> bool:
@@ -131,18 +137,39 @@ def cmd_pick(a) -> int:
 
 
 def cmd_rerun(a) -> int:
-    from .pick import SELECTORS
-    from .rerun import format_summary, rerun_config
+    """Training needs Ray: the same trial runner and cluster handling as ``search run``."""
+    from search.rerun import format_summary, rerun
+    params = {}
+    if a.point == "constraint":
+        params["floors"] = a.floors
+    if a.point == "weights":
+        params["weights"] = a.weights
     df, objectives, _ = _load(a.experiment)
-    if a.point in SELECTORS:
-        a.rule = a.point
-        i = _pick(df, objectives, a).index
-    else:
-        i = _trial_row(df, a.point)
-    summary = rerun_config(a.experiment, df["dir"][i], a.seeds, a.epochs, num_cpus=a.num_cpus,
-                           member=int(df["member"][i]) if "member" in df else -1)
+    params = {k: _parse_map(v, objectives, f"--{k}") for k, v in params.items()}
+    summary = rerun(a.uri, a.point, a.seeds, a.epochs, address=a.address,
+                    num_cpus=a.num_cpus, storage_endpoint=a.storage_endpoint,
+                    rule_params=params)
     print(format_summary(summary))
     return 0
+
+
+def _locate(a):
+    """EXPERIMENT as given (a folder or a URI, or a name under --storage) -> a local folder
+    to read (a URI's small files are mirrored locally), and the remote storage or None."""
+    from trainables.storage import is_uri
+    from .location import experiment_folder
+    exp = a.experiment
+    if a.cmd == "report":
+        if is_uri(exp):
+            raise ValueError(f"{exp}: a report is written to a local folder; give a folder")
+        a.uri = exp
+        return Path(exp), None
+    if a.storage and not is_uri(exp) and "/" not in exp:
+        exp = a.storage.rstrip("/") + "/" + exp
+    a.uri = exp
+    local, remote = experiment_folder(exp, a.storage_endpoint)
+    a.experiment = str(local)
+    return local, remote
 
 
 def main(argv=None) -> int:
@@ -151,7 +178,13 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def common(p):
-        p.add_argument("experiment", help="the experiment folder")
+        p.add_argument("experiment", help="the experiment: a folder, a URI (s3://bucket/exps/"
+                                          "NAME, gs://..., file://...), or a name under "
+                                          "--storage")
+        p.add_argument("--storage", help="where experiments live (as for search run), when "
+                                         "EXPERIMENT is a name")
+        p.add_argument("--storage-endpoint", metavar="URL",
+                       help="an S3-compatible server for s3:// URIs (or AWS_ENDPOINT_URL)")
         p.add_argument("--use", choices=["final", "best"], default="final",
                        help="each trial's last-epoch AUCs (default) or its best epoch's")
         p.add_argument("--baseline", help="a trial id: reference point for hypervolume / fair")
@@ -159,6 +192,9 @@ def main(argv=None) -> int:
     f = sub.add_parser("frontier", help="non-dominated trials, hypervolume, plots, tables")
     common(f)
     f.add_argument("--ref", help="reference point, comma-separated AUCs in objective order")
+    f.add_argument("--columns", help="extra columns in the table, comma-separated: node, host "
+                                     "(where each trial ran), epochs, time_s, or any results "
+                                     "column such as config/optim.lr")
     f.add_argument("--wandb", choices=["offline", "online", "disabled"],
                    help="log the frontier to W&B (default: the experiment's tracking mode)")
     p = sub.add_parser("pick", help="choose one frontier trial by a rule, with the reason")
@@ -174,14 +210,22 @@ def main(argv=None) -> int:
     r.add_argument("--epochs", type=int, help="train longer than the search did")
     r.add_argument("--floors")
     r.add_argument("--weights")
-    r.add_argument("--num-cpus", type=int)
+    r.add_argument("--address", help="a running Ray cluster ('auto' or HOST:PORT); default: "
+                                     "a private local Ray, as search run")
+    r.add_argument("--num-cpus", type=int, help="CPUs of the local Ray")
     from .report_cli import add_report_parser, cmd_report
     add_report_parser(sub)
     a = ap.parse_args(argv)
     try:
-        return {"frontier": cmd_frontier, "pick": cmd_pick, "rerun": cmd_rerun,
+        local, remote = _locate(a)
+        code = {"frontier": cmd_frontier, "pick": cmd_pick, "rerun": cmd_rerun,
                 "report": cmd_report}[a.cmd](a)
-    except (ValueError, FileNotFoundError) as e:
+        if remote is not None and a.cmd != "rerun":     # rerun writes through the storage
+            from .location import publish
+            publish(local, remote, "analysis", "wandb", *(p.name for p in Path(local).glob("report*")))
+            print(f"  uploaded to {remote.uri}/analysis")
+        return code
+    except (ValueError, FileNotFoundError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,8 @@ Columns: ``trial_id``, ``status`` (TERMINATED, ERROR, RUNNING, PENDING, ...), ``
 (the last line of the trial's error, if any), ``group`` (model family + loss kind),
 ``member`` (-1, or the member index: a population trial gives one row per member, with
 trial id ``<trial>.m<i>``, its own metrics, config and, if it diverged, error),
-``epochs``, ``time_s``, ``finished_at``; per objective ``auc/<obj>`` (last reported
+``epochs``, ``time_s``, ``finished_at``, ``node`` / ``host`` (the Ray node id, first 12
+characters, and host name the trial last ran on); per objective ``auc/<obj>`` (last reported
 epoch), ``best/auc/<obj>`` (best epoch), ``gauc/<obj>``, ``weight/<obj>``; ``auc_sum``
 and ``best/auc_sum``; ``config/<section>.<key>`` (the flattened training config as run),
 ``dir`` (the trial folder). ``df.attrs["objectives"]`` lists the objectives.
@@ -86,8 +87,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _trial_id_from_dir(name: str) -> str:
-    """Tune names trial folders <trainable>_<experiment-id>_<index>_...: the trial id is
-    <experiment-id>_<index> (the trainable name may itself hold underscores)."""
+    """paretune names trial folders ``<trial id>-<summary>`` (Tune's trial id,
+    ``<experiment-id>_<index>``); older experiments used Tune's default
+    ``<trainable>_<experiment-id>_<index>_...``."""
+    import re
+    m = re.match(r"^([0-9a-z]{5}_\d{5})(-|$)", name)
+    if m:
+        return m.group(1)
     parts = name.split("_")
     for i in range(len(parts) - 1):
         if len(parts[i]) == 5 and parts[i + 1].isdigit() and len(parts[i + 1]) == 5:
@@ -137,8 +143,11 @@ def load_results(experiment_dir) -> pd.DataFrame:
         status = statuses.get(tdir.name) or ("ERROR" if err else
                                              "TERMINATED" if reached or last.get("done") else
                                              "INCOMPLETE" if res else "PENDING")
+        if last.get("error"):       # a deterministic failure the trial recorded itself
+            status, err = "ERROR", str(last["error"])[:500]
         row = {"trial_id": last.get("trial_id") or _trial_id_from_dir(tdir.name),
                "status": status, "error": err,
+               "node": str(last.get("node_id") or "")[:12], "host": last.get("hostname", ""),
                "group": f"{cfg.get('model', {}).get('family', '?')}+"
                         f"{cfg.get('loss', {}).get('kind', '?')}",
                "epochs": last.get("epoch", 0), "time_s": last.get("time_total_s", math.nan),

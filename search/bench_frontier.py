@@ -481,7 +481,7 @@ def bench(a) -> dict:
     from trainables.data import resolve_data     # the data once, outside every method's clock
     resolve_data(planned[a.methods[0]]["space"]["data"])
     import ray
-    from search.runner import _init_ray
+    from search.cluster import init_ray as _init_ray
     started = not ray.is_initialized()
     _init_ray(None, a.cpus)
     print(f"[bench] {len(a.methods)} method(s): {', '.join(a.methods)}; budget {a.budget} "

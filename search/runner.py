@@ -1,109 +1,74 @@
-"""Build and run (or resume) a Ray Tune experiment from a validated space (DESIGN.md §5).
+"""Build and run (or resume) a Ray Tune experiment from a validated space (docs/DESIGN.md).
 
-One trial = one call of the trainables' training loop:
-- ``resources.workers_per_trial: 1``: the loop runs in the trial's own process, reporting
-  through ``tune.report`` with a checkpoint per epoch (resume continues from it);
-- more workers: the trial fits a Ray Train ``TorchTrainer`` (data parallel, gloo on CPU,
-  nccl on GPU) whose rank-0 metrics reach Tune through ``TuneReportCallback``
-  (Ray 2.60's Train V2 pattern; the outer trial holds 0.1 CPU).
+Trials are run by the one trial runner (``search.trial``); the cluster is chosen and
+started by ``search.cluster`` (a private local Ray unless ``--address``); the experiment
+lives on any storage ``trainables.storage`` serves (a folder, ``s3://``, ``gs://``,
+``file://``), written through that filesystem.
 
 The experiment folder (``<storage>/<name>``) is Tune's, plus ``space.yaml`` (the space
 as run) and ``paretune.json`` (objectives, metrics, how to resume); each trial folder gets
-``resolved_config.json``, the exact training config. W&B runs go to ``<experiment>/wandb``.
+``resolved_config.json``, the exact training config. W&B offline runs are written on the
+driver (``<experiment>/wandb`` for a local folder; for a URI, a local mirror uploaded to
+``<uri>/wandb`` when the run ends).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from .space import Space, load_space, materialize
+from .space import Space, SpaceError, load_space
+from .trial import make_trainable
 
 EXPERIMENT_FILE = "paretune.json"
 SPACE_COPY = "space.yaml"
+DEFAULT_STORAGE = "experiments"
 
 
-def _ray_env() -> None:
-    """Local-cluster settings that must hold before ray starts (see INSTALL.md)."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+@dataclass
+class Outcome:
+    """What a run or resume ended with: where, and how many trials finished / failed."""
+    uri: str
+    folder: Path          # a local folder holding the results (the experiment, or a mirror)
+    finished: int
+    failed: int
 
 
-def _trial_config(config: dict, space_resources: dict) -> dict:
-    cfg = materialize(config)
-    run = cfg.setdefault("run", {})
-    run["verbose"] = False
-    if space_resources["gpus_per_worker"] > 0:
-        run.setdefault("device", "cuda")
-    else:
-        run["device"] = "cpu"
-        run.setdefault("threads", max(1, int(space_resources["cpus_per_worker"])))
-    return cfg
+def _storage(storage, endpoint=None):
+    from trainables.storage import open_storage
+    return open_storage(storage or os.environ.get("PARETUNE_STORAGE") or DEFAULT_STORAGE,
+                        endpoint)
 
 
-def _write_resolved(cfg: dict) -> None:
-    from ray import tune
-    from trainables.config import resolve_config
-    try:
-        trial_dir = Path(tune.get_context().get_trial_dir())
-        (trial_dir / "resolved_config.json").write_text(
-            json.dumps(resolve_config(cfg), indent=1, default=str))
-    except Exception:   # the record is a convenience; training must not fail on it
-        pass
+def _name(name: str | None, space: Space) -> str:
+    if name is None:
+        return space.name
+    from . import space as space_mod
+    check = getattr(space_mod, "check_name", None)
+    if check is not None:
+        return check(name, "--name")
+    import re
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) or name in (".", ".."):
+        raise SpaceError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, "
+                         f"starting with a letter or digit), no '/'")
+    return name
 
 
-def make_trainable(resources: dict, experiment_dir: str):
-    """The Tune trainable for a space's resources (a closure over plain values)."""
-    from ray import tune
-    workers = int(resources["workers_per_trial"])
-    cpus = float(resources["cpus_per_worker"])
-    gpus = float(resources["gpus_per_worker"])
-
-    if workers == 1:
-        def paretune_trial(config):
-            from trainables.loop import train_loop_per_worker, tune_reporter
-            cfg = _trial_config(config, resources)
-            _write_resolved(cfg)
-            report = tune_reporter()
-            ckpt = tune.get_checkpoint()
-            if ckpt is None:
-                train_loop_per_worker(cfg, report=report)
-                return
-            with ckpt.as_directory() as d:
-                cfg["run"]["resume_from"] = d
-                train_loop_per_worker(cfg, report=report)
-
-        return tune.with_resources(paretune_trial, {"cpu": cpus, "gpu": gpus})
-
-    def paretune_ddp_trial(config):
-        import ray.train
-        from ray.train.torch import TorchTrainer
-        from ray.tune.integration.ray_train import TuneReportCallback
-        from trainables.loop import train_loop_per_worker
-        cfg = _trial_config(config, resources)
-        cfg["run"].pop("device", None)     # each Train worker uses the device Ray gives it
-        cfg["run"].pop("threads", None)
-        _write_resolved(cfg)
-        trial_id = tune.get_context().get_trial_id()
-        trainer = TorchTrainer(
-            train_loop_per_worker, train_loop_config=cfg,
-            scaling_config=ray.train.ScalingConfig(
-                num_workers=workers, use_gpu=gpus > 0,
-                resources_per_worker={"CPU": cpus, **({"GPU": gpus} if gpus else {})}),
-            run_config=ray.train.RunConfig(
-                name=f"train-{trial_id}", storage_path=str(Path(experiment_dir) / "train"),
-                callbacks=[TuneReportCallback()]))
-        trainer.fit()
-
-    return tune.with_resources(paretune_ddp_trial, {"cpu": 0.1})
+def _driver_dir(exp) -> Path:
+    """A local folder for what the driver writes (W&B offline runs): the experiment itself
+    when it is local, else its local mirror."""
+    if exp.local:
+        return exp.local_path
+    from analysis.location import mirror_dir
+    d = mirror_dir(exp)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def _searcher(space: Space):
@@ -142,113 +107,149 @@ def _scheduler(space: Space, epochs: int):
                          grace_period=sc["grace_period"], reduction_factor=sc["reduction_factor"])
 
 
-def _callbacks(space: Space, experiment_dir: Path, total: int | None):
-    from .progress import ProgressCallback
-    cbs = [ProgressCallback(space.objectives, total)]
-    wb = space.tracking.get("wandb") or {}
-    if wb.get("mode", "offline") != "disabled":
-        from ray.air.integrations.wandb import WandbLoggerCallback
-        (experiment_dir / "wandb").mkdir(parents=True, exist_ok=True)
-        if wb.get("mode", "offline") == "offline":
-            os.environ["WANDB_MODE"] = "offline"
-        kwargs = {k: v for k, v in (("entity", wb.get("entity")),) if v}
-        cbs.append(WandbLoggerCallback(project=wb.get("project", "paretune"),
-                                       group=wb.get("group") or space.name, log_config=True,
-                                       mode=wb.get("mode", "offline"),
-                                       dir=str(experiment_dir), **kwargs))
-    return cbs
+def _callbacks(space: Space, experiment_dir: Path, total: int | None, name: str):
+    from .progress import ProgressCallback, file_loggers
+    from .tracking import wandb_callback
+    cbs = [ProgressCallback(space.objectives, total), *file_loggers()]
+    wb = wandb_callback(space, experiment_dir, name=name)   # None when W&B is disabled
+    return cbs + ([wb] if wb is not None else [])
 
 
-def _init_ray(address: str | None, num_cpus: int | None = None):
-    import ray
-    _ray_env()
-    if ray.is_initialized():
-        return
-    kwargs = dict(include_dashboard=False, configure_logging=True, logging_level="ERROR",
-                  log_to_driver=False)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+def _trial_dirname(trial) -> str:
+    """``<trial id>-<model>-<loss>-w<weights>``: unique (Tune's trial id) and readable."""
+    import re
+    from .progress import config_summary
+    tag = re.sub(r"[^A-Za-z0-9.,=+-]+", "_", config_summary(trial.config)).strip("_")
+    return f"{trial.trial_id}-{tag}"[:120]
 
 
-def run(space_path, storage=None, name=None, smoke_test=False, address=None,
-        num_cpus=None, data=None) -> Path:
-    """Validate the space, run the experiment, print the summary; returns its folder.
-    ``data``: a dataset folder replacing the space's data (``--data``; the space's
-    objectives list is kept)."""
+def run(space_path, storage=None, **kwargs) -> Path:
+    """:func:`run_search`, returning the local folder that holds the results."""
+    return run_search(space_path, storage, **kwargs).folder
+
+
+def resume(experiment, **kwargs) -> Path:
+    """:func:`resume_search`, returning the local folder that holds the results."""
+    return resume_search(experiment, **kwargs).folder
+
+
+def run_search(space_path, storage=None, name=None, smoke_test=False, address=None,
+               num_cpus=None, data=None, storage_endpoint=None) -> Outcome:
+    """Validate everything, start or join Ray, check the cluster can run the space, run
+    the experiment, print the summary. ``data``: a dataset replacing the space's data
+    (``--data``; the space's objectives list is kept)."""
     space = load_space(space_path, data=data)
     if smoke_test:
         space = _smoke(space)
-    name = name or space.name
-    storage = Path(storage or os.environ.get("PARETUNE_STORAGE", "experiments")).resolve()
-    experiment_dir = storage / name
-    if (experiment_dir / EXPERIMENT_FILE).exists():
+    name = _name(name, space)
+    exp = _storage(storage, storage_endpoint).join(name)
+    if exp.is_file(EXPERIMENT_FILE) and not _any_trial(exp):
+        print(f"[search] {exp.uri} holds no trial (a run that stopped before its first "
+              f"trial): starting it again", flush=True)
+        exp.delete()
+    if exp.is_file(EXPERIMENT_FILE):
         raise FileExistsError(
-            f"experiment {experiment_dir} exists; resume it with `python -m search resume "
-            f"{experiment_dir}`, or pick another --name")
-    experiment_dir.mkdir(parents=True, exist_ok=True)
-    if smoke_test or data is not None:   # the space as run: shrunken, or its data replaced
-        note = f"# {space.path} as run (--data {data})\n" if data is not None else ""
-        (experiment_dir / SPACE_COPY).write_text(
-            note + yaml.safe_dump(space.raw, sort_keys=False))
-    else:
-        shutil.copyfile(space.path, experiment_dir / SPACE_COPY)
-    (experiment_dir / EXPERIMENT_FILE).write_text(json.dumps({
-        "name": name, "objectives": space.objectives, "metrics": space.search["metrics"],
-        "space": str(space.path), "smoke_test": smoke_test, "created": time.time(),
-        "data": space.fixed_config()["data"],
-        "resources": space.resources, "tracking": space.tracking}, indent=1))
+            f"experiment {exp.uri} exists; resume it with `python -m search resume "
+            f"{exp.uri}`, or pick another --name")
+    from .cluster import check_cluster, describe, init_ray
+    print(f"[search] {name}: {space.search['algorithm']} search on {describe(address)}; "
+          f"results in {exp.uri}", flush=True)
+    where = init_ray(address, num_cpus)
+    check_cluster(space.resources, exp, "this cluster" if address else "the local Ray")
     _prepare_data(space)
-    _init_ray(address, num_cpus)
+    created = False
+    try:
+        if smoke_test or data is not None:   # the space as run: shrunken, or its data replaced
+            note = f"# {space.path.name} as run (--data {data})\n" if data is not None else ""
+            exp.write_text(SPACE_COPY, note + yaml.safe_dump(space.raw, sort_keys=False))
+        else:
+            exp.write_text(SPACE_COPY, Path(space.path).read_text())
+        exp.write_text(EXPERIMENT_FILE, json.dumps({
+            "name": name, "objectives": space.objectives, "metrics": space.search["metrics"],
+            "space": Path(space.path).name, "smoke_test": smoke_test, "created": time.time(),
+            "data": space.fixed_config()["data"], "storage": exp.uri,
+            "storage_endpoint": exp.endpoint, "cluster": where,
+            "resources": space.resources, "tracking": space.tracking}, indent=1))
+        created = True
+        result = _fit(space, exp, name, restore=False)
+    except BaseException:
+        if created and not _any_trial(exp):
+            exp.delete()               # failed before any trial: leave nothing behind
+        raise
+    return _finish(exp, space, result)
+
+
+def _any_trial(exp) -> bool:
+    from pyarrow import fs
+    sel = fs.FileSelector(exp.path, recursive=False, allow_not_found=True)
+    return any(i.type == fs.FileType.Directory and not i.base_name.startswith(("wandb", "."))
+               for i in exp.fs.get_file_info(sel))
+
+
+def _fit(space: Space, exp, name: str, restore: bool):
     from ray import tune
+    root_path, fs = exp.path.rsplit("/", 1)[0], None if exp.local else exp.fs
+    trainable = make_trainable(space.resources, exp.uri, exp.endpoint)
     epochs = _max_epochs(space)
     num = space.search["num_samples"]
     grid = space.search["algorithm"] in ("grid", "pe_ltr_grid")
+    callbacks = _callbacks(space, _driver_dir(exp), None if grid else num, name)
+    if restore:
+        if not tune.Tuner.can_restore(exp.path, storage_filesystem=fs):
+            raise RuntimeError(f"{exp.uri}: Tune has no state to resume from yet (the driver "
+                               f"died before the first trial was recorded); start it again "
+                               f"with the same `search run ... --name {name}`")
+        print(f"[search] resuming {exp.uri}", flush=True)
+        tuner = tune.Tuner.restore(exp.path, trainable=trainable, storage_filesystem=fs,
+                                   resume_unfinished=True, resume_errored=True)
+        # restore keeps Tune's own callbacks; paretune's (progress, loggers, W&B) come back
+        tuner._local_tuner._run_config.callbacks = callbacks
+        return tuner.fit()
     tune_samples = -1 if space.search["algorithm"] == "nsga2" else num   # the searcher ends it
     tuner = tune.Tuner(
-        make_trainable(space.resources, str(experiment_dir)),
-        param_space=space.param_space(),
+        trainable, param_space=space.param_space(),
         tune_config=tune.TuneConfig(search_alg=_searcher(space),
                                     scheduler=_scheduler(space, epochs),
                                     num_samples=tune_samples,
-                                    max_concurrent_trials=space.search["max_concurrent"]),
+                                    max_concurrent_trials=space.search["max_concurrent"],
+                                    trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(storage), verbose=0,
+            name=name, storage_path=root_path, storage_filesystem=fs, verbose=0,
             failure_config=tune.FailureConfig(max_failures=space.search["max_failures"]),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=_callbacks(space, experiment_dir, None if grid else num)))
-    print(f"[search] {name}: {space.search['algorithm']} search, "
-          f"{'grid x ' if grid else ''}{num} trial(s), objectives {', '.join(space.objectives)}; "
-          f"results in {experiment_dir}", flush=True)
-    grid_result = tuner.fit()
-    _finish(experiment_dir, space, grid_result)
-    return experiment_dir
+            callbacks=callbacks))
+    print(f"[search] {num}{' grid point(s) x' if grid else ''} trial(s), objectives "
+          f"{', '.join(space.objectives)}", flush=True)
+    return tuner.fit()
 
 
-def resume(experiment, address=None, num_cpus=None) -> Path:
+def resume_search(experiment, address=None, num_cpus=None, storage_endpoint=None) -> Outcome:
     """Continue a killed experiment: finished trials kept, unfinished ones continued from
     their last checkpoint, errored ones retried."""
-    experiment_dir = Path(experiment).resolve()
-    meta_file = experiment_dir / EXPERIMENT_FILE
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{experiment_dir} is not a paretune experiment (no "
+    from trainables.storage import StorageError, is_uri
+    try:
+        exp = _storage(str(experiment), storage_endpoint)
+    except StorageError:
+        raise
+    if not exp.is_file(EXPERIMENT_FILE):
+        raise FileNotFoundError(f"{exp.uri} is not a paretune experiment (no "
                                 f"{EXPERIMENT_FILE}); give the folder `search run` printed")
-    space = load_space(experiment_dir / SPACE_COPY)
-    _init_ray(address, num_cpus)
-    from ray import tune
-    if not tune.Tuner.can_restore(str(experiment_dir)):
-        raise RuntimeError(f"{experiment_dir}: Tune has no state to resume from yet (the "
-                           f"driver died before the first trial was recorded); start it again "
-                           f"with `search run --name ...`")
-    print(f"[search] resuming {experiment_dir}", flush=True)
-    tuner = tune.Tuner.restore(str(experiment_dir),
-                               trainable=make_trainable(space.resources, str(experiment_dir)),
-                               resume_unfinished=True, resume_errored=True)
-    grid_result = tuner.fit()
-    _finish(experiment_dir, space, grid_result)
-    return experiment_dir
-
+    meta = json.loads(exp.read_text(EXPERIMENT_FILE))
+    if not is_uri(str(experiment)) or exp.local:
+        space = load_space(exp.local_path / SPACE_COPY)
+    else:
+        if storage_endpoint is None and meta.get("storage_endpoint"):
+            exp = _storage(str(experiment), meta["storage_endpoint"])
+        with tempfile.TemporaryDirectory(prefix="paretune-") as d:
+            f = Path(d) / SPACE_COPY
+            f.write_text(exp.read_text(SPACE_COPY))
+            space = load_space(f)
+    from .cluster import check_cluster, describe, init_ray
+    print(f"[search] {exp.uri}: resuming on {describe(address)}", flush=True)
+    init_ray(address, num_cpus)
+    check_cluster(space.resources, exp, "this cluster" if address else "the local Ray")
+    _prepare_data(space)
+    return _finish(exp, space, _fit(space, exp, meta.get("name") or exp.uri, restore=True))
 
 def _max_epochs(space: Space) -> int:
     """The most epochs any trial can run (ASHA's max_t): a searched ``optim.epochs`` counts
@@ -271,7 +272,10 @@ def _smoke(space: Space) -> Space:
     """A seconds-long version: 2 trials, 1 epoch, small data, no scheduler."""
     raw = yaml.safe_load(yaml.safe_dump(space.raw))
     if raw["data"].get("source") == "synthetic":
-        raw["data"]["rows"] = min(int(raw["data"].get("rows", 20000)), 20000)
+        from trainables.data.synthetic import min_rows
+        params = {k: v for k, v in raw["data"].items() if k != "source"}
+        raw["data"]["rows"] = min(int(raw["data"].get("rows", 20000)),
+                                  max(20000, min_rows(params)))
     raw.setdefault("optim", {})["epochs"] = 1
     raw.setdefault("search", {})
     if raw["search"].get("algorithm") == "nsga2":
@@ -289,18 +293,33 @@ def _smoke(space: Space) -> Space:
     raw.pop("scheduler", None)
     raw.setdefault("tracking", {})["wandb"] = {**(raw["tracking"].get("wandb") or {}),
                                                "mode": "offline"}
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"paretune-smoke-{os.getpid()}.yaml"
-    tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_space(tmp)
+    with tempfile.TemporaryDirectory(prefix="paretune-smoke-") as d:    # private, removed
+        tmp = Path(d) / Path(space.path).name
+        tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+        smoke = load_space(tmp)
+    smoke.path = space.path
+    return smoke
 
 
-def _finish(experiment_dir: Path, space: Space, grid_result) -> None:
+def _finish(exp, space: Space, grid_result) -> Outcome:
+    """Print the summary (from the storage itself: a URI is mirrored locally first),
+    upload the driver's W&B runs to a remote experiment; count finished / failed."""
+    from analysis.location import experiment_folder
     from analysis.results import load_results
     from analysis.summary import print_summary
-    df = load_results(experiment_dir)
-    print_summary(df, space.objectives, experiment_dir, file=sys.stdout)
+    if not exp.local:
+        wandb_dir = _driver_dir(exp) / "wandb"
+        if wandb_dir.is_dir():
+            n = exp.upload(wandb_dir, "wandb")
+            print(f"[search] {n} W&B file(s) uploaded to {exp.uri}/wandb", flush=True)
+    folder = exp.local_path if exp.local else experiment_folder(exp.uri, exp.endpoint)[0]
+    df = load_results(folder)
+    print_summary(df, space.objectives, exp.uri, file=sys.stdout)
     if space.search["algorithm"] == "pe_ltr_grid":
         _print_fair_pick(df, space.objectives)
+    status = df["status"] if len(df) else []
+    finished = int((status == "TERMINATED").sum()) if len(df) else 0
+    return Outcome(exp.uri, folder, finished, len(df) - finished)
 
 
 def _print_fair_pick(df, objectives) -> None:
