@@ -1,6 +1,6 @@
 """The fidelity report: HarmonRank's claims re-measured on real logs (issue 5).
 
-    python -m analysis report EXPERIMENT --logs ../shared/data/kuairand_pure_partial \\
+    python -m analysis report EXPERIMENT --logs /path/to/KuaiRand-Pure/data \\
         --train-days 2022-04-25:2022-04-30 --score-days 2022-05-01:2022-05-05 --seeds 0,1,2
     python -m analysis report EXPERIMENT --data ME_DATASET        # an ME dataset you have
 
