@@ -44,9 +44,25 @@ def main(argv=None) -> int:
     s.add_argument("--storage-endpoint", metavar="URL", help="as for run")
     from . import jobs
     jobs.add_parsers(sub)
+    rr = sub.add_parser("rerun", help="retrain a chosen trial with several seeds, through the "
+                                      "same trial runner and resources as the search")
+    rr.add_argument("experiment", help="the experiment: a folder or a URI")
+    rr.add_argument("--point", required=True, help="a trial id, or a pick rule (fair, knee...)")
+    rr.add_argument("--seeds", type=int, default=3)
+    rr.add_argument("--epochs", type=int, help="train longer than the search did")
+    rr.add_argument("--address", help="as for run")
+    rr.add_argument("--num-cpus", type=int, help="as for run")
+    rr.add_argument("--storage-endpoint", metavar="URL", help="as for run")
     a = ap.parse_args(argv)
     if a.cmd in jobs.COMMANDS:
         return jobs.dispatch(a)
+    if a.cmd == "rerun":
+        from analysis.__main__ import main as analysis_main
+        args = ["rerun", a.experiment, "--point", a.point, "--seeds", str(a.seeds)]
+        for flag, v in (("--epochs", a.epochs), ("--address", a.address),
+                        ("--num-cpus", a.num_cpus), ("--storage-endpoint", a.storage_endpoint)):
+            args += [flag, str(v)] if v is not None else []
+        return analysis_main(args)
 
     from .space import SpaceError
     from . import runner

@@ -113,7 +113,28 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     with _keep_loopback():
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                  include_dashboard=False, _node_ip_address=LOOPBACK, **kwargs)
+    _start_reaper()
     return describe(None)
+
+
+def _start_reaper() -> None:
+    """A watcher that ends this local Ray if the driver dies without shutting it down
+    (``search.reaper``); it holds the read end of a pipe only this process writes to."""
+    import subprocess
+    import sys
+    import ray
+    try:
+        session = ray._private.worker.global_worker.node.get_session_dir_path()
+    except AttributeError:
+        return
+    proc = subprocess.Popen([sys.executable, "-m", "search.reaper", session],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _REAPERS.append(proc)      # keep the pipe open for the life of this process
+
+
+_REAPERS: list = []
 
 
 def alive_nodes() -> list[dict]:

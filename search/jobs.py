@@ -18,7 +18,6 @@ Talking to the dashboard (address, token, errors): :mod:`search.dashboard`.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shlex
 import sys
@@ -35,7 +34,6 @@ EXCLUDES = [".git", ".venv", "venv/", "/experiments/", "/data/", "/build/", "/.w
             "/.gl/", "__pycache__", "*.pyc", ".pytest_cache", "wandb/", "*.parquet",
             "*.egg-info", ".ipynb_checkpoints", "*.ckpt", "*.pt"]
 MAX_PACKAGE_MIB = 500      # Ray refuses a working_dir over its gRPC message size (~500 MiB)
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 # --- packaging -------------------------------------------------------------------------------
@@ -109,11 +107,12 @@ def submit(a) -> int:
     from .space import SpaceError, load_space
     space = load_space(a.space, data=a.data)          # SpaceError before any network call
     rel = _relative_space(a.space)
-    name = a.name or space.name
-    if not _NAME_RE.match(name):
-        raise JobError(f"--name {name}: letters, digits, '_', '.', '-' only")
+    from .space import check_name
+    from trainables.storage import open_storage
+    name = check_name(a.name, "--name") if a.name else space.name
     address = resolve_address(a.address)
     storage = _storage(a.storage, address)
+    target = open_storage(storage, a.storage_endpoint)   # an unsupported scheme: one error
     if "://" not in storage and (Path(storage) / name / "paretune.json").exists():
         raise JobError(f"experiment {Path(storage) / name} exists; resume it with `python -m "
                        f"search resume {Path(storage) / name}`, or pick another --name")
@@ -129,6 +128,12 @@ def submit(a) -> int:
         check_fits(space.resources, nodes, where=f"the cluster at {address}")
     except SpaceError as e:
         raise SpaceError(f"{space.path}: {e}") from None
+    if len(nodes) > 1 and not target.shared:
+        raise JobError(f"--storage {storage} is a folder on one machine, but the cluster at "
+                       f"{address} has {len(nodes)} nodes: trials on other nodes could not "
+                       f"write there. Use s3://BUCKET/experiments (or gs://...), or a network "
+                       f"filesystem mounted at the same path on every node as "
+                       f"file://{target.path}")
     env = runtime_env()
     cmd = ["python", "-m", "search", "run", rel, "--address", "auto", "--storage", storage,
            "--name", name]
@@ -310,8 +315,9 @@ def dispatch(a) -> int:
     """Run a job subcommand; one-line errors and exit code 2 for bad input or cluster."""
     from .space import SpaceError
     fn = {"submit": submit, "jobs": list_jobs, "logs": logs, "stop": stop}[a.cmd]
+    from trainables.storage import StorageError
     try:
         return fn(a)
-    except (SpaceError, JobError) as e:
+    except (SpaceError, JobError, StorageError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -62,8 +62,21 @@ def rerun(experiment, point: str, seeds: int, epochs: int | None = None, address
         check_cluster(resources, out, "this cluster" if address else "the local Ray")
     except SpaceError as e:
         raise ValueError(str(e)) from None
-    grid = _fit(cfg, seeds, resources, out)
+    local_out = Path(folder) / f"rerun-{tid}"      # the driver's W&B runs (uploaded if remote)
+    grid = _fit(cfg, seeds, resources, out, _space_of(folder), local_out,
+                meta.get("name") or Path(folder).name)      # the trials' W&B group
+    if remote is not None and (local_out / "wandb").is_dir():
+        out.upload(local_out / "wandb", "wandb")
     return _summarize(grid, cfg, row, out)
+
+
+def _space_of(folder):
+    """The experiment's space as run (for its tracking settings), or None."""
+    from .space import SpaceError, load_space
+    try:
+        return load_space(Path(folder) / "space.yaml")
+    except (SpaceError, OSError, ValueError):
+        return None
 
 
 def _row(df, point: str, params: dict) -> int:
@@ -81,19 +94,22 @@ def _row(df, point: str, params: dict) -> int:
     return int(hits[0])
 
 
-def _fit(cfg: dict, seeds: int, resources: dict, out):
+def _fit(cfg: dict, seeds: int, resources: dict, out, exp_space, local_out: Path, name: str):
     from ray import tune
     from .progress import ProgressCallback, file_loggers
+    from .tracking import wandb_callback
     from .trial import make_trainable
     space = copy.deepcopy(cfg)
     space["run"]["seed"] = tune.grid_search(list(range(seeds)))
     objectives = list(cfg["data"].get("objectives") or [])
+    callbacks = [ProgressCallback(objectives, seeds), *file_loggers()]
+    wb = wandb_callback(exp_space, local_out, name=name) if exp_space is not None else None
     tuner = tune.Tuner(
         make_trainable(resources, out.join("seeds").uri, out.endpoint),
         param_space=space,
         run_config=tune.RunConfig(
             name="seeds", storage_path=out.path, storage_filesystem=None if out.local else out.fs,
-            verbose=0, callbacks=[ProgressCallback(objectives, seeds), *file_loggers()]))
+            verbose=0, callbacks=callbacks + ([wb] if wb is not None else [])))
     return tuner.fit()
 
 

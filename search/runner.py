@@ -139,10 +139,13 @@ def run_search(space_path, storage=None, name=None, smoke_test=False, address=No
     the experiment, print the summary. ``data``: a dataset replacing the space's data
     (``--data``; the space's objectives list is kept)."""
     space = load_space(space_path, data=data)
+    space_text = Path(space.path).read_text()
     if smoke_test:
         space = _smoke(space)
     name = _name(name, space)
+    _check_job_storage(storage)
     exp = _storage(storage, storage_endpoint).join(name)
+    _leave_ray_package_dir()
     if exp.is_file(EXPERIMENT_FILE) and not _any_trial(exp):
         print(f"[search] {exp.uri} holds no trial (a run that stopped before its first "
               f"trial): starting it again", flush=True)
@@ -163,7 +166,7 @@ def run_search(space_path, storage=None, name=None, smoke_test=False, address=No
             note = f"# {space.path.name} as run (--data {data})\n" if data is not None else ""
             exp.write_text(SPACE_COPY, note + yaml.safe_dump(space.raw, sort_keys=False))
         else:
-            exp.write_text(SPACE_COPY, Path(space.path).read_text())
+            exp.write_text(SPACE_COPY, space_text)
         exp.write_text(EXPERIMENT_FILE, json.dumps({
             "name": name, "objectives": space.objectives, "metrics": space.search["metrics"],
             "space": Path(space.path).name, "smoke_test": smoke_test, "created": time.time(),
@@ -177,6 +180,36 @@ def run_search(space_path, storage=None, name=None, smoke_test=False, address=No
             exp.delete()               # failed before any trial: leave nothing behind
         raise
     return _finish(exp, space, result)
+
+
+def _in_ray_package_dir() -> bool:
+    try:
+        return "runtime_resources" in os.getcwd()
+    except FileNotFoundError:
+        return True
+
+
+def _check_job_storage(storage) -> None:
+    """Under Ray Jobs the working folder is Ray's package cache: a relative --storage (or
+    none) would put the results there, where Ray deletes them."""
+    from trainables.storage import is_uri
+    chosen = storage or os.environ.get("PARETUNE_STORAGE")
+    if _in_ray_package_dir() and (not chosen or (not is_uri(str(chosen))
+                                                 and not os.path.isabs(str(chosen)))):
+        raise SpaceError(f"--storage {chosen or '(none)'}: this run is a Ray job, whose working "
+                         f"folder is Ray's package cache (deleted when the job ends); give "
+                         f"--storage s3://BUCKET/experiments (or another URI every node can "
+                         f"reach, or an absolute path on the head)")
+
+
+def _leave_ray_package_dir() -> None:
+    """A Ray Jobs entrypoint starts in the job's unpacked working_dir, which Ray may delete
+    or unpack again while the job runs (its per-session package cache; two nodes sharing
+    a temp folder on one machine each unpack it there): a driver whose working directory
+    vanished fails in every relative-path call. Run from a stable folder instead (the
+    package stays importable: its absolute path is on sys.path)."""
+    if _in_ray_package_dir():
+        os.chdir(tempfile.gettempdir())
 
 
 def _any_trial(exp) -> bool:

@@ -40,9 +40,10 @@ from typing import Callable
 
 logger = logging.getLogger(__name__)
 
-# result keys that are bookkeeping, not metrics (Ray's own and where_ran's)
-_NOT_LOGGED = ["done", "should_checkpoint", "config", "node_ip", "hostname", "pid", "date",
-               "node_id", "checkpoint_dir_name"]
+# result keys that are bookkeeping, not metrics (Ray's own); where the trial ran
+# (paretune's ``node_id`` and ``hostname``) is logged, so W&B's run table can show it
+_NOT_LOGGED = ["done", "should_checkpoint", "config", "node_ip", "pid", "date",
+               "checkpoint_dir_name"]
 FLUSH_INTERVAL_S = 2.0       # how often a running trial's offline run file is written
 
 

@@ -25,31 +25,29 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     s3 = ray_local.S3Server()
-    head_dir, worker_dir = ray_local.make_temp_dir(), ray_local.make_temp_dir()
+    # both nodes share one temp folder, as two `ray start` on one machine do by default
+    # (each node's runtime-env agent unpacks a job's working_dir into it)
+    head_dir = ray_local.make_temp_dir()
     token = ray_local.token_file(head_dir)
     cache = tmp_path_factory.mktemp("node-cache")
     env = ray_local.node_env(token, PARETUNE_CACHE=str(cache), **s3.env)
     gcs, dash = ray_local.free_ports(2)
     head = ray_local.start_node(head_dir, env, "127.0.0.2", 1, head_port=gcs,
                                 dashboard_port=dash)
-    # the second node has its own temp dir: two nodes sharing one would unpack the job's
-    # working_dir over each other (on a real cluster each node has its own disk)
     worker = None
     try:
         ray_local.wait_nodes(f"http://127.0.0.1:{dash}", token, 1, [head])
-        worker = ray_local.start_node(worker_dir, env, "127.0.0.3", 1,
+        worker = ray_local.start_node(head_dir, env, "127.0.0.3", 1,
                                       head_address=f"127.0.0.2:{gcs}")
         ray_local.wait_nodes(f"http://127.0.0.1:{dash}", token, 2, [head, worker])
         yield {"address": f"http://127.0.0.1:{dash}", "gcs": f"127.0.0.2:{gcs}",
-               "token": token, "s3": s3, "env": env, "worker": worker,
-               "worker_dir": worker_dir}
+               "token": token, "s3": s3, "env": env, "worker": worker}
     finally:
         if worker is not None:
-            ray_local.end(worker, worker_dir)
+            ray_local.end(worker)              # its process tree (the temp folder is shared)
         ray_local.end(head, head_dir)
         s3.close()
         ray_local.remove(head_dir)
-        ray_local.remove(worker_dir)
 
 
 def _cli(args, env, cwd=ROOT, timeout=400):
@@ -137,7 +135,7 @@ def test_killing_a_node_mid_sweep_loses_no_finished_trial(cluster, tmp_path):
     while time.monotonic() < deadline and len(set().union(*_nodes(exp).values())) < 2:
         time.sleep(0.5)
     before = _finished_results(exp)
-    ray_local.end(cluster["worker"], cluster["worker_dir"])
+    ray_local.end(cluster["worker"])
     proc.wait(timeout=400)
     reader.join(timeout=10)
     out = "".join(lines)

@@ -97,3 +97,49 @@ def test_search_run_never_joins_a_foreign_cluster(tmp_path):
     assert "[trial 2/2]" in proc.stdout
     assert "View detailed results" not in proc.stdout + proc.stderr     # no Tune banner
     assert "tensorboard" not in (proc.stdout + proc.stderr).lower()
+
+
+def test_a_killed_driver_leaves_no_ray_process_behind(tmp_path):
+    """SIGKILL of the driver alone (not its process group): the reaper ends what is left
+    of its local Ray (GCS, raylet, agents, workers) within seconds."""
+    import signal
+    import time
+    import ray  # noqa: F401  (psutil comes with ray's vendored packages)
+    import psutil
+    space = ROOT / "spaces" / "quickstart.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "search", "run", str(space), "--smoke-test",
+                             "--storage", str(tmp_path / "exps"), "--name", "killed"],
+                            cwd=ROOT, env=_clean_env(PARETUNE_CACHE=str(tmp_path / "cache"),
+                                                     WANDB_MODE="offline", WANDB_SILENT="true",
+                                                     PARETUNE_STATUS_EVERY="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 180
+    ray_procs: dict[int, psutil.Process] = {}
+    for line in proc.stdout:                       # wait until trials run
+        for p in driver.children(recursive=True):
+            ray_procs.setdefault(p.pid, p)
+        if line.startswith("[status") or time.monotonic() > deadline:
+            break
+    for p in driver.children(recursive=True):
+        ray_procs.setdefault(p.pid, p)
+    session = {a.split("=", 1)[1] for p in ray_procs.values()
+               for a in _cmdline(p) if a.startswith("--session_dir=")}
+    assert ray_procs and session, "no local Ray seen"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = [p for p in psutil.process_iter(["cmdline"])
+                if any(s in a for s in session for a in (p.info["cmdline"] or []))]
+        if not left:
+            break
+        time.sleep(1)
+    assert not left, [(p.pid, " ".join(p.info["cmdline"])[:120]) for p in left]
+
+
+def _cmdline(p) -> list[str]:
+    try:
+        return p.cmdline()
+    except Exception:
+        return []

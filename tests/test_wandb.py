@@ -100,6 +100,7 @@ def test_trial_runs_hold_history_and_training_config_and_frontier_run(ray_cluste
         for h in rows:
             assert all(0 < h[f"auc/{o}"] < 1 for o in OBJECTIVES)
             assert h["_step"] == h["training_iteration"]
+            assert h["node_id"].startswith(row["node"]) and h["hostname"] == row["host"]
         assert rows[-1]["auc_sum"] == pytest.approx(row["auc_sum"])
         cfg = run.config
         text = json.dumps(cfg)
