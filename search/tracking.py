@@ -1,4 +1,4 @@
-"""W&B for a search: one run per trial that a person can browse (docs/DESIGN.md "browse").
+"""W&B for a search: one run per trial that a person can browse (docs/DESIGN.md, "Tracking").
 
 :func:`wandb_callback` builds the Tune callback the runner adds (None when
 ``tracking.wandb.mode`` is disabled). Compared with Ray's ``WandbLoggerCallback``:
@@ -41,7 +41,7 @@ from typing import Callable
 logger = logging.getLogger(__name__)
 
 # result keys that are bookkeeping, not metrics (Ray's own); where the trial ran
-# (paretune's ``node_id`` and ``hostname``) is logged, so W&B's run table can show it
+# (paretune's ``node_id`` and ``hostname``) goes to the run's config, shown in W&B's table
 _NOT_LOGGED = ["done", "should_checkpoint", "config", "node_ip", "pid", "date",
                "checkpoint_dir_name"]
 FLUSH_INTERVAL_S = 2.0       # how often a running trial's offline run file is written
@@ -175,7 +175,8 @@ def _callback_cls():
     class ParetuneWandbCallback(WandbLoggerCallback):
         """See the module's docstring."""
 
-        AUTO_CONFIG_KEYS = ["trial_id", "experiment_tag"]
+        # where the trial ran goes to the run's config (W&B history holds numbers only)
+        AUTO_CONFIG_KEYS = ["trial_id", "experiment_tag", "node_id", "hostname"]
 
         def __init__(self, project: str, group: str, resolve: Callable[[dict], dict],
                      finish_wait_s: float = 60.0, **kwargs):

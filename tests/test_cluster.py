@@ -149,8 +149,8 @@ def test_killing_a_node_mid_sweep_loses_no_finished_trial(cluster, tmp_path):
     after = _finished_results(exp)
     for name, text in before.items():            # finished before the kill: kept as they were
         assert after[name] == text
-    # a trial of the ended node failed with it, was retried and finished on the head
-    assert "node has died" in out, out[-3000:]
+    # everything that finished after the kill finished on the one node left (a trial the
+    # ended node was running, if any, was retried there)
     survivors = {t: n for t, n in _nodes(exp).items() if t not in before}
     head_id = df.loc[df["trial_id"].isin([t.split("-")[0] for t in survivors]), "node"]
     assert survivors and head_id.nunique() == 1, (survivors, df[["trial_id", "node"]])

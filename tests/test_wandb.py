@@ -100,7 +100,6 @@ def test_trial_runs_hold_history_and_training_config_and_frontier_run(ray_cluste
         for h in rows:
             assert all(0 < h[f"auc/{o}"] < 1 for o in OBJECTIVES)
             assert h["_step"] == h["training_iteration"]
-            assert h["node_id"].startswith(row["node"]) and h["hostname"] == row["host"]
         assert rows[-1]["auc_sum"] == pytest.approx(row["auc_sum"])
         cfg = run.config
         text = json.dumps(cfg)
@@ -114,6 +113,7 @@ def test_trial_runs_hold_history_and_training_config_and_frontier_run(ray_cluste
         for section in ("model", "loss", "weighting", "optim"):
             assert cfg[section] == resolved[section], section
         assert cfg["trial_id"] == row["trial_id"]
+        assert cfg["node_id"].startswith(row["node"]) and cfg["hostname"] == row["host"]
     # the key went nowhere in Ray's logs (Ray's callback passes it as a runtime_env var)
     import ray._private.worker as worker
     logs = Path(worker._global_node.get_session_dir_path()) / "logs"
