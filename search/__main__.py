@@ -19,8 +19,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the search a space file describes")
     r.add_argument("space", help="a space file, e.g. spaces/quickstart.yaml")
-    r.add_argument("--smoke-test", action="store_true",
-                   help="2 trials x 1 epoch on small data: checks the whole path in seconds")
+    from .searchers import smoke_help
+    r.add_argument("--smoke-test", action="store_true", help=smoke_help())
     r.add_argument("--storage", help="where experiments live: a folder, or a URI on shared "
                                      "storage (s3://bucket/exps, gs://..., file:///mnt/shared"
                                      "/exps); default: ./experiments or $PARETUNE_STORAGE")

@@ -2,9 +2,11 @@
 conversion to Ray Tune domains (:func:`to_tune`).
 
 ``{choice: [..]}``, ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{int: [lo, hi]}``
-(inclusive), ``{simplex: [objs]}`` (loss weights on the simplex; only as
-``weighting.weights``). Also the error types the space parser raises. Ray is imported
-only inside :func:`to_tune`.
+(inclusive), ``{simplex: [objs]}`` (loss weights on the simplex; only as a weighting's
+per-objective parameter that declares it, ``weighting.weights``). Also the error types and
+small checks the space parser and the searchers (``search.searchers``) raise and use. What
+a searcher allows of a distribution is its own check (``check_dist``); Ray is imported
+only inside :func:`to_tune` / :func:`tune_domain`.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from trainables.yaml_safe import short
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "simplex")
-ALGORITHMS = ("random", "grid", "optuna", "nsga2", "pe_ltr_grid")
 SIMPLEX = "__simplex__"
 SIMPLEX_LOW = 1e-9
 
@@ -75,6 +76,17 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _int_at_least(where, v, lo, extra=""):
+    if not (isinstance(v, int) and not isinstance(v, bool) and v >= lo):
+        _fail(where, v, f"must be an integer >= {lo}{' ' + extra if extra else ''}")
+
+
+def _simplex_only(where: str, v):
+    from trainables.weighting import simplex_params
+    _fail(where, v, "simplex is allowed only as " +
+          " or ".join(f"weighting.{p}" for p in simplex_params()))
+
+
 def _check_value(where: str, v, kind: str) -> None:
     if kind == "bool":
         ok = isinstance(v, bool)
@@ -126,9 +138,17 @@ class _Dist:
         return list(dict.fromkeys([self.first(), *self.args]))
 
 
-def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random",
+def _parse_dist(where: str, v: dict, kind: str = "any", searcher=None,
                 objectives=None) -> _Dist:
-    """Validate a one-key distribution mapping. ``objectives`` (the data's) allows simplex."""
+    """Validate a one-key distribution mapping. ``objectives`` (the data's) allows simplex;
+    ``searcher`` (a ``search.searchers`` entry) then checks it may search it."""
+    d = _dist(where, v, kind, objectives)
+    if searcher is not None:
+        searcher.check_dist(where, d)
+    return d
+
+
+def _dist(where: str, v: dict, kind: str, objectives) -> _Dist:
     named = [k for k in v if k in DISTRIBUTIONS]
     if len(v) != 1:
         what = f"has {len(named)} distribution keys ({_names(named)})" if len(named) > 1 else \
@@ -139,12 +159,9 @@ def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random
     if name not in DISTRIBUTIONS:
         _fail(where, v, f"unknown distribution {short(name, 60)}; allowed: {_names(DISTRIBUTIONS)} "
                         f"(a fixed mapping value is written {{choice: [value]}})")
-    if algorithm == "grid" and name != "choice":
-        _fail(where, v, f"search.algorithm grid allows only {{choice: [...]}} distributions, "
-                        f"not {name}")
     if name == "simplex":
         if objectives is None:
-            _fail(where, v, "simplex is allowed only as weighting.weights")
+            _simplex_only(where, v)
         if not isinstance(args, list) or not args or len(set(map(str, args))) != len(args):
             _fail(where, v, f"simplex needs a non-empty list of distinct objectives from "
                             f"{_names(objectives)}")
@@ -161,9 +178,6 @@ def _parse_dist(where: str, v: dict, kind: str = "any", algorithm: str = "random
                             f"(each is checked before the search starts)")
         for i, opt in enumerate(args):
             _check_value(f"{where}.choice[{i}]", opt, kind)
-            if algorithm == "optuna" and isinstance(opt, (list, dict)):
-                _fail(f"{where}.choice[{i}]", opt, "search.algorithm optuna needs scalar choice "
-                      "options (Optuna's categorical); use random or grid for list/mapping options")
         return _Dist(v)
     if not (isinstance(args, list) and len(args) == 2
             and all(_is_number(a) and math.isfinite(a) for a in args)):
@@ -191,27 +205,35 @@ def _is_dist_form(v) -> bool:
 
 
 def to_tune(dist, algorithm: str = "random"):
-    """One short-form distribution -> a Ray Tune domain (grid: ``tune.grid_search``).
+    """One short-form distribution -> a Ray Tune domain, as search ``algorithm`` (a name in
+    ``search.searchers.SEARCHERS``) searches it (grid: ``tune.grid_search``).
 
     ``{simplex: [objs]}`` -> ``{"__simplex__": {obj: tune.uniform(1e-9, 1.0), ...}}``.
     """
-    from ray import tune
+    from .searchers import SEARCHERS
     if isinstance(dist, _Dist):
         dist = dist.spec
     if not isinstance(dist, dict):
         raise SpaceError(f"distribution = {short(dist)}: must be a one-key mapping, one of "
                          f"{_names(DISTRIBUTIONS)}")
-    if algorithm not in ALGORITHMS:
-        raise SpaceError(f"algorithm = {short(algorithm)}: allowed: {_names(ALGORITHMS)}")
+    if not isinstance(algorithm, str) or algorithm not in SEARCHERS:
+        raise SpaceError(f"algorithm = {short(algorithm)}: allowed: {_names(sorted(SEARCHERS))}")
+    searcher = SEARCHERS[algorithm]
     try:
-        d = _parse_dist("distribution", dist, "any", algorithm,
+        d = _parse_dist("distribution", dist, "any", searcher,
                         objectives=dist.get("simplex") if isinstance(dist.get("simplex"), list)
                         else None)
     except _Invalid as e:
         raise SpaceError(str(e)) from None
+    return searcher.domain(d)
+
+
+def tune_domain(d: _Dist):
+    """A validated distribution -> its Ray Tune domain, sampled (choice: ``tune.choice``)."""
+    from ray import tune
     name, a = d.name, d.args
     if name == "choice":
-        return tune.grid_search(list(a)) if algorithm == "grid" else tune.choice(list(a))
+        return tune.choice(list(a))
     if name == "uniform":
         return tune.uniform(a[0], a[1])
     if name == "loguniform":

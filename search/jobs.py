@@ -294,7 +294,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--name", help="experiment name (default: the space's name)")
     s.add_argument("--data", metavar="DATASET", help="a dataset replacing the space's data "
                                                      "(must exist on the nodes)")
-    s.add_argument("--smoke-test", action="store_true", help="2 trials x 1 epoch")
+    from .searchers import smoke_help
+    s.add_argument("--smoke-test", action="store_true", help=smoke_help())
     s.add_argument("--no-wait", action="store_true",
                    help="print the job id and return instead of following the logs")
     s.add_argument("--storage-endpoint", metavar="URL",

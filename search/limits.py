@@ -1,9 +1,9 @@
 """Sizes a search may have, checked before Ray starts (each error names the key and the
 count), and the experiment-name rule.
 
-- :data:`MAX_TRIALS`: trials one search may plan: ``num_samples`` (random, optuna),
-  grid points x ``num_samples`` (grid, pe_ltr_grid), ``pop_size`` x ``generations``
-  (nsga2);
+- :data:`MAX_TRIALS`: trials one search may plan, as its searcher counts them
+  (``search.searchers``: ``num_samples``; grid points x ``num_samples``; ``pop_size`` x
+  ``generations``...): :func:`check_size`, :func:`planned_trials`;
 - :data:`MAX_MEMBERS`: members of one population trial (``search.population``);
 - :data:`MAX_MODEL_PARAMS`: parameters of one model (counted without allocating);
 - experiment names (``--name``, a space's ``name``): :func:`check_name`.
@@ -45,3 +45,17 @@ def check_trials(where: str, value, count: int, what: str = "trials",
     if count > limit:
         shown = f"{count:,}" if count < 10 ** 30 else f"about 10^{len(str(count)) - 1}"
         _fail(where, value, f"plans {shown} {what}; at most {limit:,}")
+
+
+def planned_trials(search: dict, tree: dict, k: int) -> int:
+    """The trials a parsed search plans over a space's trees (``k`` objectives), as its
+    searcher counts them."""
+    from .searchers import searcher
+    return searcher(search).trials(search, tree, k)
+
+
+def check_size(search: dict, tree: dict, k: int) -> None:
+    """The searcher's planned trials (and population members) against the limits; the
+    error names the key that sets the count."""
+    from .searchers import searcher
+    searcher(search).check_limits(search, tree, k)

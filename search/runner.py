@@ -72,30 +72,8 @@ def _driver_dir(exp) -> Path:
 
 
 def _searcher(space: Space):
-    s = space.search
-    if s["algorithm"] in ("random", "grid", "pe_ltr_grid"):
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-        return BasicVariantGenerator(random_state=s["seed"],
-                                     max_concurrent=s["max_concurrent"] or 0)
-    from ray.tune.search import ConcurrencyLimiter
-    metrics = s["metrics"]
-    if s["algorithm"] == "nsga2":
-        from .nsga2 import NSGA2Searcher
-        searcher = NSGA2Searcher(metrics, s["pop_size"], s["generations"], s["seed"] or 0,
-                                 population_trial=s["population"])
-    else:
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-        # Optuna's own generation size is 50: below that many trials it samples at random
-        sampler = optuna.samplers.NSGAIISampler(seed=s["seed"],
-                                                population_size=s["pop_size"] or 50) \
-            if s["sampler"] == "nsga2" else optuna.samplers.TPESampler(seed=s["seed"])
-        searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
-                                mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
-                                sampler=sampler)
-    if s["max_concurrent"]:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=s["max_concurrent"])
-    return searcher
+    """The Tune search algorithm its searcher builds (``search.searchers``)."""
+    return space.searcher.build(space)
 
 
 def _scheduler(space: Space, epochs: int):
@@ -225,8 +203,8 @@ def _fit(space: Space, exp, name: str, restore: bool):
     trainable = make_trainable(space.resources, exp.uri, exp.endpoint)
     epochs = _max_epochs(space)
     num = space.search["num_samples"]
-    grid = space.search["algorithm"] in ("grid", "pe_ltr_grid")
-    callbacks = _callbacks(space, _driver_dir(exp), None if grid else num, name)
+    trials = space.planned_trials()
+    callbacks = _callbacks(space, _driver_dir(exp), trials, name)
     if restore:
         if not tune.Tuner.can_restore(exp.path, storage_filesystem=fs):
             raise RuntimeError(f"{exp.uri}: Tune has no state to resume from yet (the driver "
@@ -238,7 +216,7 @@ def _fit(space: Space, exp, name: str, restore: bool):
         # restore keeps Tune's own callbacks; paretune's (progress, loggers, W&B) come back
         tuner._local_tuner._run_config.callbacks = callbacks
         return tuner.fit()
-    tune_samples = -1 if space.search["algorithm"] == "nsga2" else num   # the searcher ends it
+    tune_samples = -1 if space.searcher.ends_itself else num
     tuner = tune.Tuner(
         trainable, param_space=space.param_space(),
         tune_config=tune.TuneConfig(search_alg=_searcher(space),
@@ -251,8 +229,7 @@ def _fit(space: Space, exp, name: str, restore: bool):
             failure_config=tune.FailureConfig(max_failures=space.search["max_failures"]),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks))
-    print(f"[search] {num}{' grid point(s) x' if grid else ''} trial(s), objectives "
-          f"{', '.join(space.objectives)}", flush=True)
+    print(f"[search] {trials} trial(s), objectives {', '.join(space.objectives)}", flush=True)
     return tuner.fit()
 
 
@@ -302,7 +279,9 @@ def _prepare_data(space: Space) -> None:
 
 
 def _smoke(space: Space) -> Space:
-    """A seconds-long version: 2 trials, 1 epoch, small data, no scheduler."""
+    """A seconds-long version: 1 epoch, small data, no scheduler, W&B offline, and the
+    search its searcher shrinks (``search.searchers``: its ``shrink``; at most its
+    ``smoke_trials``)."""
     raw = yaml.safe_load(yaml.safe_dump(space.raw))
     if raw["data"].get("source") == "synthetic":
         from trainables.data.synthetic import min_rows
@@ -310,19 +289,9 @@ def _smoke(space: Space) -> Space:
         raw["data"]["rows"] = min(int(raw["data"].get("rows", 20000)),
                                   max(20000, min_rows(params)))
     raw.setdefault("optim", {})["epochs"] = 1
-    raw.setdefault("search", {})
-    if raw["search"].get("algorithm") == "nsga2":
-        if not isinstance(raw["search"].get("population", False), bool):
-            raw["search"].pop("population")     # the integer form of pop_size
-        raw["search"].update(pop_size=2, generations=2)
-    else:
-        raw["search"]["num_samples"] = min(2, raw["search"].get("num_samples", 2))
-    if raw["search"].get("algorithm") in ("grid", "pe_ltr_grid"):
-        raw["search"]["num_samples"] = 1
-    if raw["search"].get("population") is True:
-        raw["search"].pop("num_samples", None)   # a population grid is one trial anyway
-    if raw["search"].get("algorithm") == "pe_ltr_grid":
-        raw["search"]["partitions"] = 1          # one bound vector per objective
+    if not isinstance(raw.get("search"), dict):
+        raw["search"] = {}
+    space.searcher.shrink(raw)
     raw.pop("scheduler", None)
     raw.setdefault("tracking", {})["wandb"] = {**(raw["tracking"].get("wandb") or {}),
                                                "mode": "offline"}
@@ -348,23 +317,7 @@ def _finish(exp, space: Space, grid_result) -> Outcome:
     folder = exp.local_path if exp.local else experiment_folder(exp.uri, exp.endpoint)[0]
     df = load_results(folder)
     print_summary(df, space.objectives, exp.uri, file=sys.stdout)
-    if space.search["algorithm"] == "pe_ltr_grid":
-        _print_fair_pick(df, space.objectives)
+    space.searcher.report(df, space)
     status = df["status"] if len(df) else []
     finished = int((status == "TERMINATED").sum()) if len(df) else 0
     return Outcome(exp.uri, folder, finished, len(df) - finished)
-
-
-def _print_fair_pick(df, objectives) -> None:
-    """PE-LTR's last step: the fair point of the bounds-grid frontier."""
-    import numpy as np
-    from analysis.pick import select
-    from analysis.results import auc_matrix
-    F = auc_matrix(df, objectives)
-    if not np.isfinite(F).all(axis=1).any():
-        return
-    sel = select(F, objectives, "fair", labels=df["trial_id"].astype(str).tolist())
-    bounds = ", ".join(f"{str(k).split('.', 2)[-1]} {float(v):.3g}"
-                       for k, v in df.iloc[sel.index].items()
-                       if str(k).startswith("config/weighting.bounds."))
-    print(f"  fair pick (PE-LTR): {sel.reason}; its lower bounds: {bounds}", flush=True)

@@ -124,7 +124,7 @@ BAD = [  # (space, regex that the message must match after the file name)
     (with_(loss={"kind": "hinge"}), r"loss\.kind = 'hinge': unknown kind; allowed: aucm, bce"),
     (with_(weighting={"kind": "gradnorm"}), r"weighting\.kind = 'gradnorm': unknown kind"),
     (with_(search={"algorithm": "hyperband"}),
-     r"search\.algorithm = 'hyperband': allowed: random, grid, optuna"),
+     r"search\.algorithm = 'hyperband': allowed: grid, nsga2, optuna, pe_ltr_grid, random$"),
     (with_(search={"algorithm": "optuna", "sampler": "cmaes"}),
      r"search\.sampler = 'cmaes': allowed: nsga2, tpe"),
     (with_(search={"sampler": "tpe"}), r"search\.sampler = 'tpe': only for .*optuna"),
@@ -512,3 +512,36 @@ def test_use_iput_needs_a_duration_column(tmp_path, small_dataset, kuairand_like
     synthetic["loss"]["iput_objectives"] = ["buy"]
     with pytest.raises(SpaceError, match=r"synthetic data has none"):
         load_space(write(tmp_path, synthetic))
+
+
+def test_weightings_declare_their_per_objective_parameters(tmp_path, monkeypatch):
+    """Which weighting parameters map objective -> number is the weighting class's own
+    declaration (Weighting.per_objective): the parser and population members read it."""
+    from trainables.population import member_configs
+    from trainables.weighting import PerObjective, weighting_per_objective
+    from trainables.weighting.pe_ltr import PELTRWeighting
+    assert weighting_per_objective("static") == {
+        "weights": PerObjective(required=True, simplex=True)}
+    assert weighting_per_objective("pe_ltr") == {"bounds": PerObjective()}
+    assert weighting_per_objective("self_evolving") == {}
+    # a member's mapping replaces the base's whole (unnamed objectives keep no base value)
+    cfg = {"weighting": {"kind": "pe_ltr", "bounds": {"buy": 0.3, "follow": 0.2}, "every": 2},
+           "population": [{"weighting": {"bounds": {"buy": 0.1}}}]}
+    assert member_configs(cfg)[0]["weighting"] == {"kind": "pe_ltr", "bounds": {"buy": 0.1},
+                                                   "every": 2}
+    pe = with_(weighting={"kind": "pe_ltr", "bounds": {"buy": 0.1}})
+    assert load_space(write(tmp_path, pe)).fixed_config()["weighting"]["bounds"] == {"buy": 0.1}
+    with pytest.raises(SpaceError, match=r"weighting\.bounds = .*simplex is allowed only as "
+                                         r"weighting\.weights"):
+        load_space(write(tmp_path, with_(weighting={"kind": "pe_ltr",
+                                                    "bounds": {"simplex": OBJS}})))
+    monkeypatch.setattr(PELTRWeighting, "per_objective",
+                        {"bounds": PerObjective(required=True, simplex=True)})
+    with pytest.raises(SpaceError, match=r"weighting\.bounds = .*lacks objective\(s\) follow, "
+                                         r"long_view"):
+        load_space(write(tmp_path, pe))
+    # the parser now takes a simplex of bounds (the trainables then refuse a sum of 1)
+    with pytest.raises(SpaceError, match=r"trainables reject.*weighting\.bounds = \{'buy': "
+                                         r"1\.0, 'follow': 0\.0.*sum to less than 1"):
+        load_space(write(tmp_path, with_(weighting={"kind": "pe_ltr",
+                                                    "bounds": {"simplex": ["buy"]}})))

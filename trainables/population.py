@@ -1,4 +1,4 @@
-"""Population training (DESIGN.md §4): P members of one architecture in one process.
+"""Population training (docs/DESIGN.md, "Populations"): P members of one architecture in one process.
 
 A config with a ``population`` section trains one member per entry. Each entry overrides
 the base config where members may differ: the weighting's parameters (static weights,
@@ -29,15 +29,27 @@ MEMBER_KEYS = {"weighting": None, "optim": {"lr"}, "run": {"seed"}}   # None: an
 AUTO_CHUNK_MEMBER_ROWS = 40960
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def _deep_merge(base: dict, over: dict, whole=()) -> dict:
+    """``base`` with ``over`` merged in, mapping by mapping; a key in ``whole`` is replaced
+    as a whole. In a config's weighting section the weighting's per-objective parameters
+    (``Weighting.per_objective``: static weights, PE-LTR bounds) are whole: a member's
+    mapping is its own, not merged with the base's objective by objective."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "weights" \
-                and k != "bounds":
-            out[k] = _deep_merge(out[k], v)
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in whole:
+            inner = _per_objective_keys(out[k], v) if k == "weighting" else ()
+            out[k] = _deep_merge(out[k], v, inner)
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def _per_objective_keys(base: dict, over: dict) -> tuple:
+    """The per-objective parameters of the weighting a member ends up with."""
+    from .weighting import WEIGHTINGS, weighting_per_objective
+    kind = over.get("kind", base.get("kind", "static"))
+    return tuple(weighting_per_objective(kind)) if isinstance(kind, str) and \
+        kind in WEIGHTINGS else ()
 
 
 def member_configs(cfg: dict) -> list[dict] | None:

@@ -9,7 +9,7 @@ Registered by name (``WEIGHTINGS``); each is a class built with
 from __future__ import annotations
 
 from .._registry import check_params, keyword_defaults, lookup
-from .base import StepContext, Weighting
+from .base import PerObjective, StepContext, Weighting
 
 WEIGHTINGS: dict[str, str] = {
     "static": "trainables.weighting.static:StaticWeighting",
@@ -17,12 +17,12 @@ WEIGHTINGS: dict[str, str] = {
     "self_evolving": "trainables.weighting.self_evolving:SelfEvolvingWeighting",
 }
 
-__all__ = ["WEIGHTINGS", "Weighting", "StepContext", "build_weighting", "weighting_params",
-           "pe_ltr_weights"]
+__all__ = ["WEIGHTINGS", "Weighting", "StepContext", "PerObjective", "build_weighting",
+           "weighting_params", "weighting_per_objective", "simplex_params", "pe_ltr_weights"]
 
 
 def pe_ltr_weights(grads, bounds=None, mode: str = "two_step"):
-    """PE-LTR KKT weights (DESIGN.md §7.2, §10); see trainables.weighting.pe_ltr."""
+    """PE-LTR KKT weights (docs/DESIGN.md, "PE-LTR weights"); see trainables.weighting.pe_ltr."""
     from .pe_ltr import pe_ltr_weights as solve
     return solve(grads, bounds, mode)
 
@@ -34,6 +34,18 @@ def _cls(name: str):
 def weighting_params(name: str) -> dict:
     """The weighting's parameters and their defaults."""
     return keyword_defaults(_cls(name))
+
+
+def weighting_per_objective(name: str) -> dict[str, PerObjective]:
+    """The weighting's per-objective parameters (objective -> number mappings), as its
+    class declares them (``Weighting.per_objective``)."""
+    return dict(_cls(name).per_objective)
+
+
+def simplex_params() -> list[str]:
+    """Every weighting parameter that may be written ``{simplex: [objectives]}``."""
+    return sorted({p for n in WEIGHTINGS for p, spec in weighting_per_objective(n).items()
+                   if spec.simplex})
 
 
 def build_weighting(name: str, objectives: list[str], params: dict | None = None) -> Weighting:

@@ -17,6 +17,16 @@ from dataclasses import dataclass, field
 import torch
 
 
+@dataclass(frozen=True)
+class PerObjective:
+    """How a per-objective parameter (a mapping objective -> number) is written in a space:
+    ``required``: every objective needs a value (else unnamed ones default in the class);
+    ``simplex``: ``{simplex: [objectives]}`` may sample it uniformly on the simplex."""
+
+    required: bool = False
+    simplex: bool = False
+
+
 @dataclass
 class StepContext:
     """What a weighting may look at in one training step."""
@@ -38,6 +48,10 @@ class Weighting:
     #: attributes that are per-member state, stacked by :meth:`stack` (first dim = member);
     #: every other attribute must be equal across the members of a population.
     member_state: tuple[str, ...] = ()
+    #: parameters that map objective -> number, each with how a space writes it: the space
+    #: parser checks their keys against the data's objectives, and a population member's
+    #: value replaces the base config's whole mapping (never merged key by key).
+    per_objective: dict[str, PerObjective] = {}
 
     def __init__(self, objectives: list[str]):
         self.objectives = list(objectives)

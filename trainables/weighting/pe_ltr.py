@@ -1,5 +1,5 @@
 """PE-LTR's KKT-based scalarization weights with lower bounds (Lin et al. 2019;
-DESIGN.md §7.2).
+docs/DESIGN.md, "PE-LTR weights").
 
 Given per-objective gradients g_1..g_K (rows of G, shape (K, D)) and lower bounds c
 (c_i >= 0, sum c < 1), the weights minimize the KKT stationarity residual
@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from .base import StepContext, Weighting
+from .base import PerObjective, StepContext, Weighting
 
 MODES = ("two_step", "exact")
 GRADIENTS = ("scores", "shared")
@@ -176,6 +176,7 @@ class PELTRWeighting(Weighting):
     """
 
     member_state = ("bounds", "_w")
+    per_objective = {"bounds": PerObjective()}            # unnamed objectives: bound 0
 
     def __init__(self, objectives: list[str], *, bounds=None, every: int = 1,
                  gradients: str = "scores", mode: str = "two_step"):

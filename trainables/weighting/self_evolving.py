@@ -1,4 +1,4 @@
-"""EMER's self-evolving loss weights: the "advantage evaluator" (DESIGN.md §7.3).
+"""EMER's self-evolving loss weights: the "advantage evaluator" (docs/DESIGN.md, "EMER").
 
 Per objective k, with ``Metric`` a ranking metric of the batch's labels (as gains) under
 the model's scores,

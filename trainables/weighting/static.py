@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .base import StepContext, Weighting
+from .base import PerObjective, StepContext, Weighting
 
 
 class StaticWeighting(Weighting):
@@ -17,6 +17,7 @@ class StaticWeighting(Weighting):
     """
 
     member_state = ("_w",)
+    per_objective = {"weights": PerObjective(required=True, simplex=True)}
 
     def __init__(self, objectives: list[str], *, weights=None, normalize: bool = False):
         super().__init__(objectives)

@@ -1,0 +1,77 @@
+"""``search.algorithm: grid``: every combination of the space's choices (Tune's
+``grid_search``), repeated ``num_samples`` times (default 1). Only ``{choice: [...]}``
+distributions; a component selector with several options (``model.family: {choice:
+[...]}``) is one axis whose points are each option's own combinations."""
+from __future__ import annotations
+
+import math
+
+from ..distributions import _fail
+from ..limits import check_trials
+from .base import SearchAlgorithm
+
+
+def grid_points(tree: dict) -> int:
+    """Grid points of a parsed space (trees by section)."""
+    from ..space_tree import TRIAL_SECTIONS, _leaves, _options
+    points = 1
+    for s in TRIAL_SECTIONS:
+        points *= sum(math.prod(len(d.args) for _, d in _leaves(t))
+                      for _, t in _options(s, tree[s]))
+    return points
+
+
+def _first_options(node):
+    """Every ``{choice: [a, ...]}`` in a section as written cut to ``{choice: [a]}``."""
+    if isinstance(node, dict):
+        if list(node) == ["choice"] and isinstance(node["choice"], list) and node["choice"]:
+            return {"choice": node["choice"][:1]}
+        return {k: _first_options(v) for k, v in node.items()}
+    return node
+
+
+class Grid(SearchAlgorithm):
+    num_samples = 1                 # num_samples repeats the whole grid
+    smoke_text = "1 trial: the grid with one point per axis (each choice's first option)"
+
+    def check_dist(self, where, d):
+        if d.name != "choice":
+            _fail(where, d.spec, f"search.algorithm grid allows only {{choice: [...]}} "
+                                 f"distributions, not {d.name}")
+
+    def trials(self, search, tree, k):
+        return grid_points(tree) * search["num_samples"]
+
+    def check_limits(self, search, tree, k):
+        points, n = grid_points(tree), search["num_samples"]
+        check_trials("search.algorithm", "grid", points * n, f"trials (every choice is a "
+                     f"grid axis: {points:,} grid points x num_samples {n})")
+
+    def domain(self, d):
+        from ray import tune
+        return tune.grid_search(list(d.args))        # check_dist: a choice
+
+    def param_space(self, space, out):
+        from ray import tune
+        from ..space_tree import _COMPONENTS, TRIAL_SECTIONS, _grid_variants, _options
+        for s in TRIAL_SECTIONS:
+            if s in _COMPONENTS and len(_options(s, space._tree[s])) > 1:
+                out[s] = tune.grid_search(_grid_variants(s, space._tree[s]))
+
+    def shrink(self, raw):
+        from ..space_tree import _COMPONENTS
+        for section in ("model", "loss", "weighting", "optim"):    # data, run: fixed
+            sec = raw.get(section)
+            if not isinstance(sec, dict):
+                continue
+            sec = _first_options(sec)
+            if section in _COMPONENTS:       # drop the sub-mappings of the options cut
+                sel, registry, default, _ = _COMPONENTS[section]
+                kept = sec.get(sel, default)
+                kept = kept["choice"][0] if isinstance(kept, dict) else kept
+                sec = {k: v for k, v in sec.items() if k not in registry or k == kept}
+            raw[section] = sec
+        raw.setdefault("search", {})["num_samples"] = 1
+
+    def smoke_trials(self, k):
+        return 1

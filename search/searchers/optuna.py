@@ -1,0 +1,56 @@
+"""``search.algorithm: optuna``: Ray Tune's OptunaSearch, multi-objective over
+``search.metrics`` (maximized), with ``search.sampler``:
+
+- ``nsga2`` (default): Optuna's NSGAIISampler; ``search.pop_size`` is its generation size
+  (Optuna's own default, 50, when unset: below that many trials it samples at random);
+- ``tpe``: Optuna's TPESampler.
+
+Both are seeded by ``search.seed``. Choice options must be scalars (Optuna's categorical).
+"""
+from __future__ import annotations
+
+from ..distributions import _fail, _int_at_least, _names
+from .base import SearchAlgorithm, limited
+
+SAMPLERS = ("nsga2", "tpe")
+OPTUNA_POPULATION = 50          # Optuna's NSGAIISampler default generation size
+
+
+class Optuna(SearchAlgorithm):
+    params = {"sampler": "nsga2", "pop_size": None}
+    bench_methods = ("optuna_nsga2",)
+
+    def parse(self, s, given):
+        if s["sampler"] not in SAMPLERS:
+            _fail("search.sampler", s["sampler"], f"allowed: {_names(SAMPLERS)}")
+        if s["pop_size"] is not None:
+            if s["sampler"] != "nsga2":
+                _fail("search.pop_size", s["pop_size"], "only with search.sampler nsga2 (the "
+                      "generation size of optuna's nsga2 sampler)")
+            _int_at_least("search.pop_size", s["pop_size"], 2)
+
+    def check_dist(self, where, d):
+        if d.name != "choice":
+            return
+        for i, opt in enumerate(d.args):
+            if isinstance(opt, (list, dict)):
+                _fail(f"{where}.choice[{i}]", opt, "search.algorithm optuna needs scalar "
+                      "choice options (Optuna's categorical); use random or grid for "
+                      "list/mapping options")
+
+    def build(self, space):
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+        s = space.search
+        metrics = s["metrics"]
+        sampler = optuna.samplers.NSGAIISampler(
+            seed=s["seed"], population_size=s["pop_size"] or OPTUNA_POPULATION) \
+            if s["sampler"] == "nsga2" else optuna.samplers.TPESampler(seed=s["seed"])
+        return limited(OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
+                                    mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
+                                    sampler=sampler), s)
+
+    def bench(self, method, a, space):
+        space["search"] = {"algorithm": "optuna", "sampler": "nsga2", "num_samples": a.budget,
+                           "pop_size": a.pop_size}
+        return a.budget, f"num_samples {a.budget}, NSGA-II generations of {a.pop_size}"
