@@ -1,5 +1,6 @@
-# Two entry points; both install into .venv first (idempotent: only what is missing).
-PY := .venv/bin/python
+# Every target installs into .venv (or $PARETUNE_VENV, as scripts/install.sh) first
+# (idempotent: only what is missing).
+PY := $(or $(PARETUNE_VENV),.venv)/bin/python
 EXP := experiments/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: quickstart train test bench bench-frontier install install-dev
@@ -17,12 +18,13 @@ train: install
 test: install-dev
 	$(PY) -m pytest
 
+# Samples/s of the training step, every registered model x loss (benchmarks/throughput.py).
 bench: install
-	$(PY) -m trainables.bench
+	$(PY) -m benchmarks.throughput
 
 # Random, Optuna NSGA-II, pymoo NSGA-II, PE-LTR grid, population NSGA-II at equal budget.
 bench-frontier: install
-	$(PY) -m search.bench_frontier
+	$(PY) -m benchmarks.frontier
 
 install:
 	@bash scripts/install.sh

@@ -1,4 +1,5 @@
-"""Pareto frontier and hypervolume of per-objective AUCs (DESIGN.md sections 6 and 10).
+"""Pareto frontier and hypervolume of per-objective AUCs (docs/DESIGN.md, "Analysis" and
+"Stable public functions").
 
 Directions are normalized once, here: every private function minimizes, the public
 wrappers flip maximized objectives (AUCs) before calling them. pymoo does the work
@@ -9,6 +10,7 @@ input and the reference point.
         duplicates of a non-dominated row are all kept; rows with NaN/inf never are.
     hypervolume(F, ref, maximize=True) -> the volume dominated by F and bounded by ref;
         rows that do not strictly beat ref in every objective add nothing.
+    hypervolume_curve(F, ref, trials=None) -> hypervolume as rows (or whole trials) enter.
 """
 from __future__ import annotations
 
@@ -78,7 +80,36 @@ def worst_point(F, maximize=True) -> np.ndarray:
     return _minimized(G.max(axis=0)[None, :], maximize)[0]
 
 
-def hypervolume_curve(F, ref, maximize=True) -> np.ndarray:
-    """Hypervolume of the first i rows, for i = 1..n (rows in the order trials finished)."""
+def trial_steps(trials) -> list[list[int]]:
+    """Row indices grouped by trial key, each group in row order, the groups in the order
+    of their first row: the steps in which rows enter a hypervolume curve."""
+    groups: dict = {}
+    for i, key in enumerate(trials):
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def hypervolume_curve(F, ref, maximize=True, trials=None) -> np.ndarray:
+    """Hypervolume as the rows of ``F`` enter, in the order given (the order trials
+    finished); one value per step.
+
+    ``trials`` says how the members of a population trial count. None: every row is its
+    own step (n values), so a population's members enter one at a time. A sequence of n
+    trial keys: the rows sharing a key enter together, in one step placed at that key's
+    first row (one value per distinct key, see :func:`trial_steps`), as a population
+    trial's members finish together. Rows with a non-finite value add nothing.
+    """
     F = _as_matrix(F)
-    return np.array([hypervolume(F[:i], ref, maximize) for i in range(1, len(F) + 1)])
+    if trials is None:
+        steps = [[i] for i in range(len(F))]
+    else:
+        trials = list(trials)
+        if len(trials) != len(F):
+            raise ValueError(f"trials has {len(trials)} keys for {len(F)} rows")
+        steps = trial_steps(trials)
+    taken: list[int] = []
+    out = []
+    for rows in steps:
+        taken += rows
+        out.append(hypervolume(F[taken], ref, maximize))
+    return np.array(out, dtype=np.float64)

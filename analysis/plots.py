@@ -1,4 +1,4 @@
-"""PNG plots of a search's per-objective AUCs (DESIGN.md section 6, analysis.plots).
+"""PNG plots of a search's per-objective AUCs (docs/DESIGN.md, "Analysis").
 
     plot_tradeoffs(F, objectives, groups, front, path)  one panel per pair of objectives, like
         HarmonRank Fig. 3: trials coloured by group (method), one line per group through its
@@ -8,7 +8,9 @@
 
 ``F`` is (n, m) AUCs to maximize, NaN rows are failed trials (not drawn); ``front`` holds row
 indices (None: ``pareto_front(F)``). Figures are built on matplotlib's Agg canvas directly,
-never through pyplot: no window opens and no figure is left registered.
+never through pyplot: no window opens and no figure is left registered. The building
+blocks ``figure(width, height)``, ``save(fig, path)`` and ``colours(names)`` are public
+for other figures (the fidelity report, the benchmarks) to look the same.
 """
 from __future__ import annotations
 
@@ -24,20 +26,23 @@ from matplotlib.figure import Figure
 from analysis.frontier import _as_matrix, pareto_front
 
 
-def _figure(width, height) -> Figure:
+def figure(width, height) -> Figure:
+    """An empty figure on matplotlib's Agg canvas (no pyplot, no window), sized in inches."""
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path) -> Path:
+def save(fig: Figure, path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (parent folders made); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
 
 
-def _colours(names) -> dict:
+def colours(names) -> dict:
+    """One colour per name, in order (tab10, or tab20 beyond ten names)."""
     cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {g: cmap(i % cmap.N) for i, g in enumerate(names)}
 
@@ -54,11 +59,11 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None) -> 
     n, m = F.shape
     groups = np.array(["trials"] * n if groups is None else [str(g) for g in groups])
     names = list(dict.fromkeys(groups[ok]))            # in order of first appearance
-    colour = _colours(names)
+    colour = colours(names)
     pairs = list(itertools.combinations(range(m), 2)) or [(None, 0)]   # m = 1: AUC vs row
     ncols = math.ceil(math.sqrt(len(pairs)))
     nrows = math.ceil(len(pairs) / ncols)
-    fig = _figure(max(4.8, 3.6 * ncols), 3.2 * nrows + 0.6)
+    fig = figure(max(4.8, 3.6 * ncols), 3.2 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (a, b) in zip(axes, pairs):
         x, y = (np.arange(n, dtype=float) if a is None else F[:, a]), F[:, b]
@@ -90,13 +95,13 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None) -> 
 
 def plot_tradeoffs(F, objectives, groups, front, path, labels=None, title=None) -> Path:
     """Pairwise trade-off panels (m(m-1)/2 of them; one AUC-vs-row panel when m = 1)."""
-    return _save(_tradeoffs_figure(F, objectives, groups, front, labels, title), path)
+    return save(_tradeoffs_figure(F, objectives, groups, front, labels, title), path)
 
 
 def _parallel_figure(F, objectives, front, labels=None, groups=None) -> Figure:
     F, ok, front = _inputs(F, front)
     m = F.shape[1]
-    fig = _figure(max(4.0, 1.5 * m + 2.0), 4.2)
+    fig = figure(max(4.0, 1.5 * m + 2.0), 4.2)
     ax = fig.add_subplot()
     xs = np.arange(m)
     ax.set_xticks(xs, list(objectives))
@@ -117,10 +122,10 @@ def _parallel_figure(F, objectives, front, labels=None, groups=None) -> Figure:
         ax.text(k, 1.04, f"{lo[k] + span[k]:.4f}", ha="center", va="bottom", fontsize=8)
     if groups is not None:      # colours in the same order as plot_tradeoffs'
         key = [str(groups[i]) for i in front]
-        colour = _colours(list(dict.fromkeys(str(groups[i]) for i in np.flatnonzero(ok))))
+        colour = colours(list(dict.fromkeys(str(groups[i]) for i in np.flatnonzero(ok))))
     else:
         key = [str(labels[i]) if labels is not None else f"row {i}" for i in front]
-        colour = _colours(key)
+        colour = colours(key)
     for k, u in zip(key, U):
         ax.plot(xs, u, marker="o", ms=3, lw=1.2, alpha=0.8, color=colour[k], label=k)
     if groups is not None or len(front) <= 12:
@@ -132,7 +137,7 @@ def _parallel_figure(F, objectives, front, labels=None, groups=None) -> Figure:
 
 def plot_parallel(F, objectives, front, path, labels=None, groups=None) -> Path:
     """Parallel coordinates of the frontier rows, each axis min-max normalized over them."""
-    return _save(_parallel_figure(F, objectives, front, labels, groups), path)
+    return save(_parallel_figure(F, objectives, front, labels, groups), path)
 
 
 def _curve(v):
@@ -154,7 +159,7 @@ def plot_hypervolume(values, path, xlabel="trials finished", title=None, series=
     curves.update(series or {})
     if not curves:
         raise ValueError("nothing to plot: give values or series")
-    fig = _figure(6.0, 4.0)
+    fig = figure(6.0, 4.0)
     ax = fig.add_subplot()
     for name, v in curves.items():
         x, y = _curve(v)
@@ -167,4 +172,4 @@ def plot_hypervolume(values, path, xlabel="trials finished", title=None, series=
         ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)

@@ -1,4 +1,4 @@
-"""The budget comparison benchmark (search/bench_frontier.py): its arguments, the space
+"""The budget comparison benchmark (benchmarks/frontier.py): its arguments, the space
 files it generates (equal budgets), the hypervolume curves, and one tiny real run."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search import bench_frontier as bf
+from benchmarks import frontier as bf
 
 
 # --- arguments ---------------------------------------------------------------------------

@@ -76,3 +76,19 @@ def test_edge_cases():
     np.testing.assert_allclose(worst_point([[0.6, 0.9], [0.8, 0.7]]), [0.6, 0.7])
     curve = hypervolume_curve([[0.6, 0.6], [0.7, 0.55], [0.65, 0.65]], [0.5, 0.5])
     assert np.all(np.diff(curve) >= 0) and curve[0] == pytest.approx(0.01)
+
+
+def test_hypervolume_curve_counts_a_population_trials_members_together_when_asked():
+    F = [[0.6, 0.6], [0.7, 0.55], [0.65, 0.65], [0.8, 0.52]]
+    ref = [0.5, 0.5]
+    each = hypervolume_curve(F, ref)                            # one step per row
+    together = hypervolume_curve(F, ref, trials=["a", "p", "p", "b"])
+    assert len(each) == 4 and len(together) == 3
+    assert together[0] == each[0]
+    assert together[1] == pytest.approx(hypervolume(F[:3], ref)) == each[2]
+    assert together[2] == pytest.approx(hypervolume(F, ref)) == each[3]
+    # a key's rows enter at its first row, wherever the others are
+    apart = hypervolume_curve(F, ref, trials=["p", "a", "p", "b"])
+    assert apart[0] == pytest.approx(hypervolume([F[0], F[2]], ref))
+    with pytest.raises(ValueError, match="3 keys for 4 rows"):
+        hypervolume_curve(F, ref, trials=["a", "b", "c"])

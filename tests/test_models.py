@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainables.bench_reference import ReferenceHarmonRank
+from tests.harmonrank_reference import ReferenceHarmonRank
 from trainables.models import MODELS, FeatureSpec, build_model, model_params
 
 SPEC = FeatureSpec((("feat_a", 7), ("feat_b", 3)), ("feat_x",))

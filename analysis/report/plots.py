@@ -5,17 +5,17 @@ import math
 
 import numpy as np
 
-from analysis.plots import _colours, _figure, _save
+from analysis.plots import colours, figure, save
 
 
 def bars(path, names, rows, objectives):
     """Left: AUC sum per loss (seed std as error bars). Right: each objective's AUC change
     against the first loss (bce by default)."""
-    fig = _figure(12, 4.2)
+    fig = figure(12, 4.2)
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 2])
     means = [rows[n]["auc_sum"][0] for n in names]
     stds = [rows[n]["auc_sum"][1] for n in names]
-    colour = _colours(names)
+    colour = colours(names)
     ax1.bar(range(len(names)), means, yerr=stds, color=[colour[n] for n in names], capsize=3)
     finite = [m for m in means if math.isfinite(m)]
     if finite:
@@ -36,13 +36,13 @@ def bars(path, names, rows, objectives):
     ax2.set_ylabel(f"test AUC - {base}")
     ax2.set_title(f"per objective, against {base}")
     ax2.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def skew_lines(path, methods, factors, stat, objective):
-    fig = _figure(6, 4)
+    fig = figure(6, 4)
     ax = fig.subplots()
-    colour = _colours(methods)
+    colour = colours(methods)
     for m in methods:
         base = stat.get((m, 1), (math.nan,))[0]
         y = [(stat.get((m, f), (math.nan,))[0] - base) / base * 100 for f in factors]
@@ -53,15 +53,15 @@ def skew_lines(path, methods, factors, stat, objective):
     ax.set_ylabel("test AUC sum change (%)")
     ax.set_title("Label-skew robustness")
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def pair_curves(path, curves, names):
     """curves: (a, b) -> method -> [(w, mean_a, std_a, mean_b, std_b)]."""
     n = max(1, len(curves))
-    fig = _figure(5 * n, 4.4)
+    fig = figure(5 * n, 4.4)
     axes = np.atleast_1d(fig.subplots(1, n))
-    colour = _colours(list(names))
+    colour = colours(list(names))
     for ax, ((a, b), by_method) in zip(axes, curves.items()):
         for m, pts in by_method.items():
             pts = np.array(pts, dtype=float)
@@ -74,12 +74,12 @@ def pair_curves(path, curves, names):
         ax.set_ylabel(f"test AUC {b}")
         ax.set_title(f"{a} vs {b} (labels: {a} weight)")
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def heatmaps(path, rho, mats: dict, objectives):
     panels = [("label Spearman (train)", rho)] + [(f"A_r ({k})", m) for k, m in mats.items()]
-    fig = _figure(4.6 * len(panels), 4.2)
+    fig = figure(4.6 * len(panels), 4.2)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (title, m) in zip(axes, panels):
         shown = np.array(m, dtype=float)
@@ -91,4 +91,4 @@ def heatmaps(path, rho, mats: dict, objectives):
         ax.set_yticks(range(len(objectives)), objectives, fontsize=8)
         ax.set_title(title)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    return _save(fig, path)
+    return save(fig, path)

@@ -1,7 +1,7 @@
 """Population training vs the same members trained one after another.
 
-    python -m trainables.bench_population                  # 16 members, harmonrank + rank_auc
-    python -m trainables.bench_population --members 16 --model mlp --loss bce [--device cuda]
+    python -m benchmarks.population                  # 16 members, harmonrank + rank_auc
+    python -m benchmarks.population --members 16 --model mlp --loss bce [--device cuda]
 
 Two measurements, both in this process, both against the sequential way:
 
@@ -19,16 +19,17 @@ The last line is ``population/sequential <members> members: step <x>x, run <y>x`
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import torch
 
-from .bench import FEATURES, _sync, device_from_args, make_pool
-from .losses import LOSSES, get_loss
-from .models import MODELS, build_model
-from .weighting import build_weighting
+from trainables.losses import LOSSES, get_loss
+from trainables.models import MODELS, build_model
+from trainables.weighting import build_weighting
+
+from . import _args
+from .throughput import FEATURES, make_pool, sync
 
 
 def _weights(p: int, k: int, seed: int = 0) -> list[list[float]]:
@@ -41,13 +42,13 @@ def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, devi
                steps: int, warmup: int, repeats: int,
                chunk_rows: int | None = None) -> tuple[float, float]:
     """(sequential, population) member-samples/s of one training step."""
-    from .loop import make_optimizer, make_step
-    from .population import PopulationModel
+    from trainables.loop import make_optimizer, make_step
+    from trainables.population import PopulationModel
     objectives = [f"o{i}" for i in range(k)]
     optim = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
     loss = get_loss(loss_name)
     weights = _weights(p, k)
-    pool = make_pool(k, batch, device)
+    pool = make_pool(k, batch, device)[:4]
     n = pool[0].shape[0]
 
     nets = [build_model(model_name, k, FEATURES, {}).to(device) for _ in range(p)]
@@ -75,10 +76,10 @@ def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, devi
     rates = [0.0, 0.0]
     for _ in range(repeats):        # interleaved, so a disturbance hits both ways alike
         for w, fns in enumerate(ways):
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             block(fns, steps)
-            _sync(device)
+            sync(device)
             rates[w] = max(rates[w], steps * batch * p / (time.perf_counter() - t0))
     return rates[0], rates[1]
 
@@ -86,8 +87,8 @@ def step_rates(model_name: str, loss_name: str, k: int, p: int, batch: int, devi
 def run_seconds(model_name: str, loss_name: str, p: int, epochs: int, rows: int,
                 device) -> tuple[float, float, float]:
     """(sequential s, population s, max |AUC difference| between the two ways)."""
-    from .loop import train_loop_per_worker
-    from .data import resolve_data
+    from trainables.data import resolve_data
+    from trainables.loop import train_loop_per_worker
     objectives = ["click", "long_view", "like", "follow", "buy"]
     base = {"data": {"source": "synthetic", "rows": rows, "objectives": objectives, "seed": 0},
             "model": {"family": model_name}, "loss": {"kind": loss_name},
@@ -107,34 +108,37 @@ def run_seconds(model_name: str, loss_name: str, p: int, epochs: int, rows: int,
     return t_seq, t_pop, diff
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainables.bench_population",
-                                 description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--members", type=int, default=16)
+def _parser():
+    ap = _args.parser("python -m benchmarks.population", __doc__)
+    ap.add_argument("--members", default="16", help="population members P (default 16)")
     ap.add_argument("--model", choices=sorted(MODELS), default="harmonrank")
     ap.add_argument("--loss", choices=sorted(LOSSES), default="rank_auc")
-    ap.add_argument("--objectives", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=10240)
-    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if present)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--chunk-rows", type=int, default=None,
+    _args.add_common(ap, objectives=5, batch_size=10240, device=None, threads=None,
+                     steps=5, warmup=2, repeats=3)
+    ap.add_argument("--chunk-rows", default=None,
                     help="rows per vmapped chunk (default: the population's auto choice)")
-    ap.add_argument("--epochs", type=int, default=2, help="epochs of the run comparison "
-                                                          "(0: skip it)")
-    ap.add_argument("--rows", type=int, default=100000, help="synthetic rows of the run "
-                                                             "comparison")
-    a = ap.parse_args(argv)
-    if a.members < 1:
-        ap.error(f"--members must be >= 1, got {a.members}")
-    if a.objectives < 1 or a.batch_size < 2 or a.steps < 1 or a.repeats < 1:
-        ap.error("--objectives, --steps, --repeats must be >= 1 and --batch-size >= 2")
-    if a.epochs < 0 or a.rows < 1000:
-        ap.error("--epochs must be >= 0 and --rows >= 1000")
-    device, name = device_from_args(ap, a)
+    _args.add_common(ap, epochs=2, rows=100000,
+                     help_epochs="epochs of the run comparison (default {default}; 0: skip it)",
+                     help_rows="synthetic rows of the run comparison (default {default})")
+    return ap
+
+
+def parse_args(argv=None):
+    """Parse and check the options; BenchError naming the option on a bad value."""
+    a = _parser().parse_args(argv)
+    _args.check_ints(a, epochs=0)
+    a.members = _args.integer("--members", a.members, 1)
+    a.chunk_rows = None if a.chunk_rows is None else \
+        _args.integer("--chunk-rows", a.chunk_rows, 1)
+    return a
+
+
+def main(argv=None) -> int:
+    try:
+        a = parse_args(argv)
+        device, name = _args.device(a)
+    except _args.BenchError as e:
+        _parser().error(str(e))          # usage + the message, exit code 2
     print(f"# device: {name}; torch {torch.__version__}; {a.model} + {a.loss}; "
           f"{a.members} members; objectives {a.objectives}; batch {a.batch_size}", flush=True)
     seq, pop = step_rates(a.model, a.loss, a.objectives, a.members, a.batch_size, device,

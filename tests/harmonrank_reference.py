@@ -1,13 +1,12 @@
-"""A literal, straightforward HarmonRank and rank-sum AUC loss, written equation by equation.
+"""The literal HarmonRank and rank-sum AUC loss, written equation by equation: a test oracle.
 
-Two uses:
-- the benchmark's reference loop (``python -m trainables.bench`` reports every row's
-  speed as a ratio to it, measured in the same process);
-- the oracle for :class:`trainables.models.harmonrank.HarmonRank`, whose forward pass
-  re-associates these products: ``ReferenceHarmonRank.from_fast(model)`` copies a fast
-  model's parameters so tests can check both compute the same scores.
+:class:`trainables.models.harmonrank.HarmonRank` re-associates the paper's products for
+speed; ``ReferenceHarmonRank.from_fast(model)`` copies a fast model's parameters into this
+plain form so ``tests/test_models.py`` can check both compute the same scores.
 
-Nothing here is used for training.
+The throughput benchmark (``python -m benchmarks.throughput``) also times a training loop
+on this model and loss, in the same process as its other rows, and reports every row's
+speed as a ratio to it. Nothing here trains a real model.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import torch
 import torchsort
 from torch import nn
 
-from .models._features import FeatureSpec
+from trainables.models import FeatureSpec
 
 
 class ReferenceHarmonRank(nn.Module):
