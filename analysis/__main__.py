@@ -80,7 +80,8 @@ def cmd_frontier(a) -> int:
         pngs.append(plot_parallel(F, objectives, front, out / "parallel.png", labels=labels,
                                   groups=groups))
         order = np.argsort(df["finished_at"].to_numpy(dtype=float), kind="stable")
-        curve = hypervolume_curve(F[order], info["ref"])
+        # one step per row: a population trial's members enter one by one, in row order
+        curve = hypervolume_curve(F[order], info["ref"], trials=None)
         pngs.append(plot_hypervolume(curve, out / "hypervolume.png", title=_title(a.uri)))
     print(f"  plots: {', '.join(str(p) for p in pngs) or 'none (no finished trial)'}")
     print(f"  tables: {out / 'results.csv'}, {out / 'frontier.csv'}")

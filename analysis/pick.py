@@ -1,4 +1,4 @@
-"""Pick one trial from the Pareto frontier, with a one-line reason (DESIGN.md section 6).
+"""Pick one trial from the Pareto frontier, with a one-line reason (docs/DESIGN.md, "Analysis").
 
 Every rule works on ``F`` (n, m): per-objective AUCs to MAXIMIZE, one row per trial, NaN rows
 for failed trials (never picked), and returns a row of ``pareto_front(F)``.

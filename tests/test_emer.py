@@ -1,4 +1,4 @@
-"""EMER (DESIGN.md §7.3): request batching in the loop, the within-request pairwise losses
+"""EMER (docs/DESIGN.md, "EMER"): request batching in the loop, the within-request pairwise losses
 against brute force, IPUT, the transformer model (order, equivariance, independence across
 requests, its attention against nn.TransformerEncoderLayer), populations, and training."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PE-LTR weights (DESIGN.md §7.2): constraints, the analytic cases, the projection and the
+"""PE-LTR weights (docs/DESIGN.md, "PE-LTR weights"): constraints, the analytic cases, the projection and the
 exact mode against an independent QP solver (scipy SLSQP), and the weighting in the loop."""
 from __future__ import annotations
 

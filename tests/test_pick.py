@@ -1,4 +1,4 @@
-"""Selection rules (analysis.pick, DESIGN.md section 6) against brute-force and pymoo oracles."""
+"""Selection rules (analysis.pick; docs/DESIGN.md, "Analysis") against brute-force and pymoo oracles."""
 from __future__ import annotations
 
 import warnings

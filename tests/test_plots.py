@@ -1,4 +1,4 @@
-"""PNG plots (analysis.plots, DESIGN.md section 6): valid PNG files, no figure left open."""
+"""PNG plots (analysis.plots; docs/DESIGN.md, "Analysis"): valid PNG files, no figure left open."""
 from __future__ import annotations
 
 import matplotlib.image

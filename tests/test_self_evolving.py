@@ -1,4 +1,4 @@
-"""EMER's self-evolving weights (DESIGN.md §7.3): the weights against a float64 hand
+"""EMER's self-evolving weights (docs/DESIGN.md, "EMER"): the weights against a float64 hand
 computation with trainables.metrics (dcg_at_k, auc) on a snapshot replayed from recorded
 parameters, the snapshot schedule, clipping, normalization, no-signal objectives, a
 population against its members run alone, exact resume, and the weighting in the loop."""

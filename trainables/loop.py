@@ -1,4 +1,4 @@
-"""The one training loop, for every model, loss and weighting (DESIGN.md section 4).
+"""The one training loop, for every model, loss and weighting (docs/DESIGN.md, "Training loop").
 
 ``train_loop_per_worker(config)`` runs as is:
 

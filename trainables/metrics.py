@@ -8,7 +8,7 @@ of AUC is HarmonRank eq. (6) with average ranks for ties:
 which equals the Mann-Whitney statistic, i.e. scikit-learn's ``roc_auc_score``.
 Sums are accumulated in float64 so 10^8 rows stay exact to well under 1e-9.
 
-Public (DESIGN.md section 10): ``auc(scores, labels) -> float`` and
+Public (docs/DESIGN.md, "Stable public functions"): ``auc(scores, labels) -> float`` and
 ``gauc(scores, labels, groups) -> float``. The ``*_per_objective`` functions take a
 ``(n, K)`` label matrix and return a ``(K,)`` float64 tensor: one sort serves all K
 objectives, which is what the training loop uses.

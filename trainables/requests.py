@@ -1,4 +1,4 @@
-"""Request-level data organization (EMER, DESIGN.md §7.3: "samples grouped per request").
+"""Request-level data organization (EMER: docs/DESIGN.md, "EMER" and "Training loop").
 
 A component that must see whole requests declares it, and the one training loop
 (``trainables.loop``) adapts; nothing else changes for the others:

@@ -1,4 +1,4 @@
-"""ME datasets (DESIGN.md section 3): Parquet splits + meta.yaml, validated on load.
+"""ME datasets (docs/DESIGN.md, "Data contract"): Parquet splits + meta.yaml, validated on load.
 
     from trainables.data import load_dataset, resolve_data, validate_dataset
     ds = load_dataset("path/to/dataset", objectives=["buy", "follow"])

@@ -4,8 +4,8 @@
     logs = load_kuairand("/data/KuaiRand-Pure/data", days=["2022-04-25", "2022-04-30"])
     logs.frame      # one row per exposure: ids, day, hour, tab, label_<obj>, user/video features
 
-The folder holds the official CSV files (users download the full dataset themselves; a
-sample ships in ``shared/data/kuairand_pure_partial``):
+The folder holds the official CSV files (users download KuaiRand-Pure themselves; any
+subset of its days works):
 
 - ``log_*.csv``: exposure logs, e.g. ``log_standard_20220425_20220505.csv`` or the full
   dataset's ``log_standard_4_08_to_4_21_pure.csv`` / ``log_standard_4_22_to_5_08_pure.csv``.

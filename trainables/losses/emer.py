@@ -1,4 +1,4 @@
-"""EMER's pairwise losses inside a request (He et al. 2025, "Loss Function"; DESIGN.md §7.3).
+"""EMER's pairwise losses inside a request (He et al. 2025, "Loss Function"; docs/DESIGN.md, "EMER").
 
 Both are means of the pairwise logistic loss -log sigmoid(s_i - s_j) = softplus(s_j - s_i)
 over pairs (i, j) of candidates of the *same request* where i should rank above j:

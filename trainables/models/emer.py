@@ -1,5 +1,5 @@
 """EMER's ensemble model (He et al. 2025, "Model Architecture" and "Feature Engineering";
-DESIGN.md §7.3): a transformer encoder over the candidates of each request.
+docs/DESIGN.md, "EMER"): a transformer encoder over the candidates of each request.
 
 Per candidate i of a request with c candidates, one token
 

@@ -1,4 +1,4 @@
-"""HarmonRank's ensemble model (Xia et al. 2026, sec. 4.2-4.3; DESIGN.md 7.1).
+"""HarmonRank's ensemble model (Xia et al. 2026, sec. 4.2-4.3; docs/DESIGN.md, "HarmonRank").
 
 Input  x = [E_1[bucket(s_1)]; ...; E_K[bucket(s_K)]]           (n, K, d)   eq. 21
 Relation-aware path ("align, then ensemble"):

@@ -1,4 +1,4 @@
-"""The multi-task prediction (MP) stage: raw logs -> an ME dataset (DESIGN.md §3).
+"""The multi-task prediction (MP) stage: raw logs -> an ME dataset (docs/DESIGN.md, "Data contract").
 
     python -m trainables.mp kuairand --logs DIR --train-days 2022-04-25:2022-04-30 \\
         --score-days 2022-05-01:2022-05-05 --out DIR [--model mmoe] [--weighting pe_ltr]

@@ -51,7 +51,7 @@ def _days_arg(text: str):
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m trainables.mp",
                                  description="Multi-task prediction stage: raw logs -> "
-                                             "an ME dataset (DESIGN.md section 3).")
+                                             "an ME dataset (docs/DESIGN.md, 'Data contract').")
     sub = ap.add_subparsers(dest="source", required=True, metavar="SOURCE")
     d = TrainConfig()
     k = sub.add_parser("kuairand", help="KuaiRand logs (log_*.csv, user_features*.csv, "

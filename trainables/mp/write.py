@@ -1,4 +1,4 @@
-"""Write scored rows as an ME dataset folder (DESIGN.md §3): Parquet splits + meta.yaml.
+"""Write scored rows as an ME dataset folder (docs/DESIGN.md, "Data contract"): Parquet splits + meta.yaml.
 
 Columns per split: request_id, user_id (int64), score_<obj> (float32 in [0, 1]),
 label_<obj> (int8), feat_<name> (int64 codes or float32), optional duration (float32).
