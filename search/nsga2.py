@@ -1,4 +1,4 @@
-"""A Ray Tune ``Searcher`` around pymoo's NSGA-II ask/tell loop (DESIGN.md §5).
+"""A Ray Tune ``Searcher`` around pymoo's NSGA-II ask/tell loop (docs/DESIGN.md, "NSGA-II").
 
 Every sampled dimension of the Tune param space (``tune.uniform``, ``loguniform``,
 ``randint``, ``choice``; simplex weights are uniforms already) becomes one variable in
