@@ -117,6 +117,11 @@ def _pick(df, objectives, a):
         params["floors"] = _parse_map(a.floors, objectives, "--floors")
     if a.rule == "weights":
         params["weights"] = _parse_map(a.weights, objectives, "--weights")
+    for item in getattr(a, "param", None) or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise ValueError(f"--param {item!r} is not NAME=VALUE")
+        params[k] = yaml.safe_load(v)
     return select(F, objectives, a.rule, labels=df["trial_id"].astype(str).tolist(), **params)
 
 
@@ -198,10 +203,14 @@ def main(argv=None) -> int:
                                      "column such as config/optim.lr")
     f.add_argument("--wandb", choices=["offline", "online", "disabled"],
                    help="log the frontier to W&B (default: the experiment's tracking mode)")
+    from .pick import SELECTORS
     p = sub.add_parser("pick", help="choose one frontier trial by a rule, with the reason")
     common(p)
     p.add_argument("--rule", required=True,
-                   choices=["fair", "knee", "constraint", "weights", "ideal"])
+                   help="a rule registered in analysis.pick.SELECTORS: " +
+                        ", ".join(SELECTORS))
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the rule (repeatable; the value is read as YAML)")
     p.add_argument("--floors", help="constraint: e.g. buy=0.85,follow=0.80")
     p.add_argument("--weights", help="weights: e.g. buy=0.5,follow=0.3,long_view=0.2")
     r = sub.add_parser("rerun", help="retrain a chosen trial with several seeds")

@@ -204,8 +204,22 @@ def ideal(F, objectives, *, labels=None):
                            f"{_aucs(F, objectives, front[j])}")
 
 
+# A rule in its own file is one line here: "name": "package.module:function" (imported
+# when first used).
 SELECTORS = {"fair": fair, "knee": knee, "weights": weighted, "constraint": constraint,
              "ideal": ideal}
+
+
+def rule_function(rule: str):
+    """The selection function registered as ``rule``."""
+    if rule not in SELECTORS:
+        raise ValueError(f"unknown rule {rule!r}; valid rules: {', '.join(SELECTORS)}")
+    fn = SELECTORS[rule]
+    if isinstance(fn, str):
+        import importlib
+        module, _, attr = fn.partition(":")
+        fn = getattr(importlib.import_module(module), attr)
+    return fn
 
 
 def select(F, objectives, rule, labels=None, **params) -> Selection:
@@ -224,9 +238,7 @@ def select(F, objectives, rule, labels=None, **params) -> Selection:
                          f"nothing to select")
     if labels is not None and len(labels) != len(F):
         raise ValueError(f"{len(labels)} labels for {len(F)} rows of F")
-    if rule not in SELECTORS:
-        raise ValueError(f"unknown rule {rule!r}; valid rules: {', '.join(SELECTORS)}")
-    fn = SELECTORS[rule]
+    fn = rule_function(rule)
     kw = [p for p in inspect.signature(fn).parameters.values()
           if p.kind is p.KEYWORD_ONLY and p.name != "labels"]
     allowed = ", ".join(p.name for p in kw) or "none"

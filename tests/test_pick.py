@@ -205,3 +205,26 @@ def test_labels_name_the_trial_in_the_reason(rule):
     labels = [f"trial_{i:05d}" for i in range(len(F))]
     sel = select(F, objectives, rule, labels=labels, **_params(rule, F, objectives))
     assert labels[sel.index] in sel.reason and "row " not in sel.reason
+
+
+def test_a_rule_in_its_own_file_is_one_registry_line(tmp_path, monkeypatch):
+    """A new pick rule: one file ("module:function" in SELECTORS), usable by select() and
+    the CLI's --rule with its own --param."""
+    import sys
+    from analysis import pick
+    (tmp_path / "my_rule.py").write_text(
+        "import numpy as np\n"
+        "from analysis.frontier import pareto_front\n"
+        "def best_on(F, objectives, *, objective, labels=None):\n"
+        "    j = objectives.index(objective)\n"
+        "    front = pareto_front(F)\n"
+        "    i = int(front[np.argmax(F[front, j])])\n"
+        "    return i, f'best on {objective}'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(pick.SELECTORS, "best_on", "my_rule:best_on")
+    F = np.array([[0.7, 0.9], [0.9, 0.6], [0.6, 0.6]])
+    sel = pick.select(F, ["a", "b"], "best_on", objective="b")
+    assert sel.index == 0 and sel.reason == "best on b"
+    with pytest.raises(ValueError, match="needs param"):
+        pick.select(F, ["a", "b"], "best_on")
+    sys.modules.pop("my_rule", None)
