@@ -155,6 +155,10 @@ def plot_hypervolume(values, path, xlabel="trials finished", title=None, series=
     Each curve is a sequence of hypervolumes, one per finished trial, or an (n, 2) array
     of (x, hypervolume) rows, e.g. (seconds, hypervolume).
     """
+    return save(_hypervolume_figure(values, xlabel, title, series), path)
+
+
+def _hypervolume_figure(values, xlabel="trials finished", title=None, series=None) -> Figure:
     curves = {} if values is None else {"all trials" if series else "hypervolume": values}
     curves.update(series or {})
     if not curves:
@@ -172,4 +176,4 @@ def plot_hypervolume(values, path, xlabel="trials finished", title=None, series=
         ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    return save(fig, path)
+    return fig

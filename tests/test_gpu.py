@@ -24,12 +24,48 @@ def test_exact_metrics_on_cuda_equal_cpu():
 
 @pytest.mark.parametrize("name", sorted(set(LOSSES) - {"pairwise_logistic"}))
 def test_losses_on_cuda_equal_cpu(name):
-    """rank_auc needs torchsort's CUDA extension: this fails if it was built CPU-only."""
+    """Each loss on CUDA input equals the CPU loss (default options; rank_auc's default
+    ``soft_rank_device: auto`` runs the soft rank on torchsort's CPU kernel, so this does
+    not need torchsort's CUDA extension: see the next test)."""
     g = torch.Generator().manual_seed(1)
     s = torch.randn(4096, generator=g, dtype=torch.float64)
     y = (torch.rand(4096, 4, generator=g) < 0.2).double()
     loss = get_loss(name)
     torch.testing.assert_close(loss(s.cuda(), y.cuda()).cpu(), loss(s, y), rtol=1e-6, atol=1e-8)
+
+
+def test_rank_auc_runs_torchsort_cuda_kernel(monkeypatch):
+    """rank_auc with ``soft_rank_device: input`` on CUDA input runs torchsort's CUDA
+    isotonic kernels (forward and backward; counted, so a silent move to the CPU fails)
+    and equals the CPU loss and gradient. A torchsort built without its CUDA extension
+    raises here instead of passing."""
+    import torchsort.ops as ops
+    calls = []
+    for table in (ops.isotonic_l2, ops.isotonic_kl, ops.isotonic_l2_backward,
+                  ops.isotonic_kl_backward):
+        kernel = table["cuda"]
+
+        def counted(*args, _kernel=kernel):
+            assert all(a.is_cuda for a in args if isinstance(a, torch.Tensor))
+            calls.append(_kernel)
+            return _kernel(*args)
+        monkeypatch.setitem(table, "cuda", counted)
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(4096, generator=g, dtype=torch.float64)
+    y = (torch.rand(4096, 4, generator=g) < 0.2).double()
+    loss = get_loss("rank_auc")
+    s_gpu = s.cuda().requires_grad_()
+    a = loss(s_gpu, y.cuda(), soft_rank_device="input")
+    assert calls, "the soft rank did not run on torchsort's CUDA kernel"
+    n_forward = len(calls)
+    grad_gpu, = torch.autograd.grad(a.sum(), s_gpu)
+    assert len(calls) > n_forward, "the soft rank's backward did not run on CUDA"
+    s_ref = s.clone().requires_grad_()
+    b = loss(s_ref, y, soft_rank_device="cpu")
+    grad_ref, = torch.autograd.grad(b.sum(), s_ref)
+    assert a.device.type == "cuda" and grad_gpu.device.type == "cuda"
+    torch.testing.assert_close(a.cpu(), b, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(grad_gpu.cpu(), grad_ref, rtol=1e-6, atol=1e-8)
 
 
 def test_harmonrank_on_cuda_equals_cpu():

@@ -71,17 +71,83 @@ ABLATIONS = [{"self_attention": False}, {"cross_attention": False}, {"personaliz
              {"attention_norm": "sigmoid"}, {"self_attention": False, "cross_attention": False}]
 
 
+def _literal(ref, scores, cat, num, *, x=None, norm="softmax", self_attention=True,
+             q_const=None, w_cat=None, b1=None, terms=("s1", "s2", "s3")):
+    """HarmonRank's score written term by term from a literal model's parameters, with
+    each ablation's replacement spelled out: ``x`` the score encodings (buckets=0),
+    ``norm`` A_r's normalization, ``self_attention=False``: x_r = x, ``q_const``: the
+    unpersonalized query, ``w_cat``: the w/o-cross-attention linear map of [vec(x_r), P],
+    ``terms``: which of s1 (relation-aware), s2 (gate), s3 (linear) are summed."""
+    n = scores.shape[0]
+    if x is None:
+        b = (scores * ref.buckets).long().clamp(0, ref.buckets - 1)
+        x = torch.stack([ref.score_emb[m](b[:, m]) for m in range(ref.k)], 1)
+    out = scores.new_zeros(n)
+    if "s1" in terms:
+        if self_attention:
+            logits = ref.q_r(x) @ ref.k_r(x).transpose(1, 2) / ref.d ** 0.5
+            a_r = torch.softmax(logits, -1) if norm == "softmax" else torch.sigmoid(logits)
+            x_r = a_r @ ref.v_r(x)
+        else:
+            x_r = x
+        p = torch.cat([emb(cat[:, i]) for i, emb in enumerate(ref.feat_emb)] + [num], 1)
+        if w_cat is not None:
+            out = out + torch.cat([x_r.reshape(n, -1), p], 1) @ w_cat + b1
+        else:
+            q_p = (ref.q_p(p) if q_const is None else q_const.expand(n, -1))[:, None, :]
+            a_p = torch.softmax(q_p @ ref.k_p(x_r).transpose(1, 2) / ref.d ** 0.5, -1)
+            out = out + ref.out1((a_p @ ref.v_p(x_r))[:, 0, :])[:, 0]
+    flat = x.reshape(n, -1)
+    if "s2" in terms:
+        g = torch.sigmoid(ref.gate(flat))
+        out = out + ref.out2((g[:, :, None] * x).reshape(n, -1))[:, 0]
+    if "s3" in terms:
+        out = out + ref.out3(flat)[:, 0]
+    return out
+
+
 @pytest.mark.parametrize("switch", ABLATIONS, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
-def test_harmonrank_ablations_change_the_function(switch):
+def test_harmonrank_ablation_computes_exactly_the_ablated_equations(switch):
+    """Each ablation drops (or replaces) exactly its part of eq. 11-21: the ablated model,
+    holding the full model's parameters for every part it keeps, equals the literal score
+    with that part removed (float64), and differs from the full model."""
     torch.manual_seed(0)
-    full = build_model("harmonrank", 4, SPEC)
-    torch.manual_seed(0)
-    ablated = build_model("harmonrank", 4, SPEC, switch)
-    scores, cat, num = _batch()
-    out = ablated(scores, cat, num)
-    assert out.shape == (512,) and torch.isfinite(out).all()
-    out.sum().backward()
-    assert not torch.allclose(out, full(scores, cat, num))
+    full = _perturb(build_model("harmonrank", 4, SPEC, {"d_model": 8, "buckets": 50}).double(),
+                    0.3)
+    torch.manual_seed(1)
+    ablated = _perturb(build_model("harmonrank", 4, SPEC, {"d_model": 8, "buckets": 50,
+                                                           **switch}).double(), 0.3)
+    shared = {k: v for k, v in full.state_dict().items()
+              if k in ablated.state_dict() and ablated.state_dict()[k].shape == v.shape}
+    assert shared                                            # the kept parts: the full model's
+    ablated.load_state_dict(shared, strict=False)
+    ref = ReferenceHarmonRank.from_fast(full).double()
+    scores, cat, num = _batch(k=4, dtype=torch.float64)
+    kw = {}
+    if switch.get("self_attention") is False:
+        kw["self_attention"] = False
+    if switch.get("cross_attention") is False:
+        kw.update(w_cat=ablated.w_cat, b1=ablated.b1)
+    if switch.get("personalized") is False:
+        kw["q_const"] = ablated.q_const
+    if "attention_norm" in switch:
+        kw["norm"] = switch["attention_norm"]
+    if switch.get("buckets") == 0:
+        kw["x"] = scores[..., None] * ablated.score_w + ablated.score_b
+    dropped = {"gate": "s2", "linear": "s3", "relation_aware": "s1"}
+    kw["terms"] = tuple(t for t in ("s1", "s2", "s3")
+                        if not any(switch.get(k) is False and v == t for k, v in dropped.items()))
+    with torch.no_grad():
+        want = _literal(ref, scores, cat, num, **kw)
+        got = ablated(scores, cat, num)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        # the oracle with nothing switched off is the full model (so the oracle is right)
+        torch.testing.assert_close(full(scores, cat, num), _literal(ref, scores, cat, num),
+                                   rtol=1e-10, atol=1e-10)
+        assert not torch.allclose(got, full(scores, cat, num))
+    if switch.get("personalized") is False:   # the score no longer reads the features
+        other = (cat + 1) % torch.tensor([7, 3])
+        torch.testing.assert_close(ablated(scores, other, num * 2), got, rtol=0, atol=0)
 
 
 def _perturb(model, scale=0.5):

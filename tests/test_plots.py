@@ -1,4 +1,6 @@
-"""PNG plots (analysis.plots; docs/DESIGN.md, "Analysis"): valid PNG files, no figure left open."""
+"""PNG plots (analysis.plots; docs/DESIGN.md, "Analysis"): what each figure shows (points at
+the AUCs given, one panel per objective pair, the frontier marked, objective names on the
+axes, the hypervolume curve's values), valid PNG files, no figure left open."""
 from __future__ import annotations
 
 import matplotlib.image
@@ -7,8 +9,8 @@ import numpy as np
 import pytest
 
 from analysis.frontier import hypervolume_curve, pareto_front, worst_point
-from analysis.plots import (_parallel_figure, _tradeoffs_figure, plot_hypervolume, plot_parallel,
-                            plot_tradeoffs)
+from analysis.plots import (_hypervolume_figure, _parallel_figure, _tradeoffs_figure,
+                            plot_hypervolume, plot_parallel, plot_tradeoffs)
 
 OBJ = ["click", "long_view", "like", "follow", "buy"]
 GROUPS = ["harmonrank+rank_auc", "pe_ltr+bce", "equal+bce"]
@@ -57,6 +59,42 @@ def test_tradeoffs_has_one_panel_per_pair(m):
     assert texts[:3] == GROUPS
 
 
+def _rows(a):
+    """A set of rounded coordinate rows, to compare drawn points with given ones."""
+    return sorted(map(tuple, np.round(np.asarray(a, dtype=float), 12).tolist()))
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+def test_tradeoffs_points_are_the_aucs_given_and_the_frontier_is_marked(m):
+    import itertools
+    F, objectives, groups, _ = _results(m)
+    front = pareto_front(F)
+    fig = _tradeoffs_figure(F, objectives, groups, front)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    pairs = list(itertools.combinations(range(m), 2))
+    assert len(panels) == max(1, len(pairs))
+    ok = np.isfinite(F).all(axis=1)
+    g = np.array(groups)
+    for ax, pair in zip(panels, pairs or [(None, 0)]):
+        a, b = pair
+        xy = (np.c_[np.arange(len(F)), F[:, b]] if a is None else F[:, [a, b]])
+        assert ax.get_xlabel() == ("trial (row)" if a is None else f"AUC {objectives[a]}")
+        assert ax.get_ylabel() == f"AUC {objectives[b]}"
+        *by_group, marked = ax.collections           # one scatter per group, then the frontier
+        assert [c.get_label() for c in by_group] == GROUPS
+        for c, name in zip(by_group, GROUPS):         # every finite trial, at its AUCs
+            assert _rows(c.get_offsets()) == _rows(xy[ok & (g == name)])
+        assert sum(len(c.get_offsets()) for c in by_group) == ok.sum()   # failed: not drawn
+        assert marked.get_label().startswith("Pareto frontier")
+        assert _rows(marked.get_offsets()) == _rows(xy[front])
+        assert len(front) > 0 and np.isfinite(F[front]).all()
+        if a is not None:                             # each group's 2-D trade-off curve
+            for line, name in zip(ax.lines, GROUPS):
+                rows = np.flatnonzero(ok & (g == name))
+                best = rows[pareto_front(F[rows][:, [a, b]])]
+                assert _rows(line.get_xydata()) == _rows(xy[best])
+
+
 def test_parallel_draws_one_line_per_frontier_row():
     F, objectives, groups, _ = _results(3)
     front = pareto_front(F)
@@ -70,6 +108,28 @@ def test_all_failed_trials_still_plot(tmp_path):
     F = np.full((4, 3), np.nan)
     _assert_png(plot_tradeoffs(F, OBJ[:3], None, None, tmp_path / "t.png"))
     _assert_png(plot_parallel(F, OBJ[:3], None, tmp_path / "p.png"))
+
+
+def test_hypervolume_figure_draws_the_curve_values():
+    F, *_ = _results(3)
+    hv = hypervolume_curve(F, worst_point(F))
+    ax = _hypervolume_figure(hv, title="hv").axes[0]
+    (line,) = ax.lines
+    np.testing.assert_array_equal(line.get_ydata(), hv)
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(1, len(hv) + 1))
+    assert ax.get_xlabel() == "trials finished" and ax.get_ylabel() == "hypervolume"
+    assert ax.get_title() == "hv"
+    timed = np.c_[np.arange(30) * 7.5, hv]
+    ax = _hypervolume_figure(hv, xlabel="seconds", series={"pe_ltr": hv * 0.9,
+                                                            "by time": timed}).axes[0]
+    lines = {l.get_label(): l for l in ax.lines}
+    assert list(lines) == ["all trials", "pe_ltr", "by time"]
+    np.testing.assert_array_equal(lines["all trials"].get_ydata(), hv)
+    np.testing.assert_array_equal(lines["pe_ltr"].get_ydata(), hv * 0.9)
+    np.testing.assert_array_equal(lines["by time"].get_xdata(), timed[:, 0])
+    np.testing.assert_array_equal(lines["by time"].get_ydata(), hv)
+    assert ax.get_xlabel() == "seconds"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(lines)
 
 
 def test_hypervolume_plots(tmp_path):

@@ -39,14 +39,59 @@ def test_pearson_and_mean_std_against_numpy():
     assert (m, s) == pytest.approx((7 / 3, np.std([1, 2, 4], ddof=1)))
 
 
-def test_curve_area_against_pymoo():
-    """The frontier study's curve area: analysis.frontier.hypervolume above (0.5, 0.5)."""
+def _area_above_half(points) -> float:
+    """Brute force: the area of the union of the rectangles [0.5, x] x [0.5, y], strip by
+    strip between consecutive x coordinates."""
+    pts = [(x, y) for x, y in points if x > 0.5 and y > 0.5]
+    xs = sorted({0.5, *(x for x, _ in pts)})
+    return sum((r - l) * max([y - 0.5 for x, y in pts if x >= r], default=0.0)
+               for l, r in zip(xs[:-1], xs[1:]))
+
+
+def test_frontier_study_curve_area_against_pymoo_and_brute_force():
     from pymoo.indicators.hv import HV
-    from analysis.frontier import hypervolume
+    from analysis.report.studies.frontier import curve_area
     rng = np.random.default_rng(2)
-    pts = rng.uniform(0.5, 0.8, size=(9, 2))
-    want = HV(ref_point=np.array([-0.5, -0.5]))(-pts)
-    assert hypervolume([tuple(p) for p in pts], (0.5, 0.5)) == pytest.approx(want)
+    pts = rng.uniform(0.45, 0.8, size=(9, 2))            # some below chance: no area
+    want = _area_above_half(pts)
+    assert want > 0
+    assert curve_area(pts) == pytest.approx(want, rel=1e-12)
+    assert curve_area(pts) == pytest.approx(HV(ref_point=np.array([-0.5, -0.5]))(-pts),
+                                            rel=1e-12)
+    assert curve_area([(0.7, 0.6), (0.6, 0.7)]) == pytest.approx(0.2 * 0.1 * 2 - 0.1 * 0.1)
+
+
+def test_frontier_study_reports_the_area_of_its_seed_mean_curves(tmp_path):
+    """render() of the frontier study, fed run records: the area it states for each method
+    is the brute-force area of that method's seed-mean (AUC a, AUC b) points."""
+    import re
+    from analysis.report.context import Context
+    from analysis.report.studies import frontier
+    objs = ["click", "like"]
+    ctx = Context(out=tmp_path, data=tmp_path, objectives=objs, seeds=[0, 1],
+                  options={"pairs": [("click", "like")], "weights": [0.2, 0.5, 0.8]},
+                  counts={s: {o: (500, 5000) for o in objs} for s in ("train", "valid", "test")},
+                  rho=np.array([[1.0, 0.1], [0.1, 1.0]]))
+    runs = frontier.plan(ctx)
+    assert len(runs) == 2 * 3 * 2                     # methods x weights x seeds
+    rng = np.random.default_rng(4)
+    records, cells = [], {}
+    for run in runs:
+        w = run.extra["w"]
+        auc = {"click": 0.55 + 0.2 * w + rng.uniform(0, 0.05),
+               "like": 0.75 - 0.2 * w + rng.uniform(0, 0.05)}
+        records.append((run, {"status": "ok", "test": auc}))
+        cells.setdefault(run.extra["loss"], {}).setdefault(w, []).append(
+            (auc["click"], auc["like"]))
+    want = {m: _area_above_half([tuple(np.mean(v, axis=0)) for v in by_w.values()])
+            for m, by_w in cells.items()}
+    assert want["rank_auc"] != pytest.approx(want["bce"])
+    section = frontier.render(ctx, records)
+    got = re.search(r"HarmonRank ([0-9.]+), MBCE ([0-9.]+)\.", section.markdown)
+    assert got, section.markdown
+    assert float(got.group(1)) == pytest.approx(want["rank_auc"], abs=6e-6)
+    assert float(got.group(2)) == pytest.approx(want["bce"], abs=6e-6)
+    assert f"{want['rank_auc']:.5f} vs MBCE {want['bce']:.5f}" in section.findings[0]
 
 
 def test_skewed_copy_drops_positives_of_train_only(small_dataset, tmp_path):

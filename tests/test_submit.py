@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -177,98 +173,24 @@ def test_submit_unreachable_address_fails_fast(capsys, tmp_path, monkeypatch):
 
 # --- against a real head ---------------------------------------------------------------------
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _end(proc: subprocess.Popen, temp_dir: str) -> None:
-    """End the head: `ray start`'s process tree and any process naming our temp dir, by pid."""
-    import ray  # noqa: F401  (psutil comes from ray's vendored thirdparty_files)
-    import psutil
-    procs = {}
-    try:
-        root = psutil.Process(proc.pid)
-        procs = {p.pid: p for p in [root, *root.children(recursive=True)]}
-    except psutil.Error:
-        pass
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(temp_dir in a for a in (p.info["cmdline"] or [])) and p.pid != os.getpid():
-                procs[p.pid] = p
-        except psutil.Error:
-            pass
-    for p in procs.values():
-        try:
-            p.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=3)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=5)
-
-
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    import requests
-    temp_dir = tempfile.mkdtemp(prefix="pt-", dir="/tmp")     # short: Ray's socket paths
-    token_file = Path(temp_dir) / "token"
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    gcs, dash, agent, agent_grpc, metrics, rtenv, nm, om = _free_ports(8)
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file),
-               RAY_USAGE_STATS_ENABLED="0", WANDB_MODE="offline", WANDB_SILENT="true",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-           "--num-cpus", "2", "--num-gpus", "0", "--port", str(gcs),
-           "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
-           "--node-ip-address", "127.0.0.2", "--temp-dir", temp_dir,
-           "--dashboard-agent-listen-port", str(agent),
-           "--dashboard-agent-grpc-port", str(agent_grpc), "--metrics-export-port",
-           str(metrics), "--runtime-env-agent-port", str(rtenv), "--node-manager-port",
-           str(nm), "--object-manager-port", str(om), "--object-store-memory", "200000000",
-           "--disable-usage-stats"]
-    log = open(Path(temp_dir) / "ray-start.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    """One real head (2 CPUs, token auth, loopback, its own temp folder and ports)."""
+    from . import ray_local
+    temp_dir = ray_local.make_temp_dir()
+    token = ray_local.token_file(temp_dir)
+    gcs, dash = ray_local.free_ports(2)
+    env = ray_local.node_env(token)
+    proc = ray_local.start_node(temp_dir, env, "127.0.0.2", 2, head_port=gcs,
+                                dashboard_port=dash)
     address = f"http://127.0.0.1:{dash}"
-    headers = {"authorization": f"Bearer {token_file.read_text()}"}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("ray start exited:\n" + (Path(temp_dir) /
-                                                            "ray-start.log").read_text()[-3000:])
-            try:
-                if all(requests.get(address + p, headers=headers, timeout=3).ok
-                       for p in ("/api/version", "/api/jobs/")) and any(
-                        n.get("state") == "ALIVE" for n in requests.get(
-                            address + "/api/v0/nodes", headers=headers, timeout=5).json()
-                        ["data"]["result"]["result"]):
-                    break
-            except (requests.RequestException, ValueError, KeyError, TypeError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test head's dashboard did not come up in 120 s")
-            time.sleep(1)
-        yield {"address": address, "token_file": str(token_file),
+        ray_local.wait_nodes(address, token, 1, [proc], timeout=120)
+        yield {"address": address, "token_file": str(token),
                "storage": tmp_path_factory.mktemp("submit-exps")}
     finally:
-        _end(proc, temp_dir)
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        ray_local.end(proc, temp_dir)
+        ray_local.remove(temp_dir)
 
 
 @pytest.fixture

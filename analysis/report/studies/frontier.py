@@ -39,6 +39,12 @@ def weights_of(ctx: Context) -> list[float]:
     return list(ctx.options.get("weights") or WEIGHTS)
 
 
+def curve_area(points) -> float:
+    """The area a trade-off curve's (AUC a, AUC b) points dominate above (0.5, 0.5) (the
+    2-D hypervolume; chance level is the reference), as the report states it."""
+    return hypervolume([tuple(p) for p in points], (0.5, 0.5))
+
+
 def plan(ctx: Context) -> list[Run]:
     runs = []
     for a, b in pairs_of(ctx):
@@ -80,8 +86,7 @@ def render(ctx: Context, pairs) -> Section:
             wins += len(better) == 2
             both += 1
             lines.append(f"| {w} | " + " | ".join(row) + f" | {', '.join(better) or 'neither'} |")
-        hv = {m: hypervolume([(p[1], p[3]) for p in curves[(a, b)][m]], (0.5, 0.5))
-              for m in METHODS}
+        hv = {m: curve_area([(p[1], p[3]) for p in curves[(a, b)][m]]) for m in METHODS}
         lines += ["", f"Area above (0.5, 0.5) under each curve: HarmonRank {hv['rank_auc']:.5f}, "
                   f"MBCE {hv['bce']:.5f}.", ""]
         verdict = "agrees" if wins == both else ("partly agrees" if hv["rank_auc"] > hv["bce"]
