@@ -100,6 +100,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         return "the Ray already initialized in this process"
     kwargs = dict(configure_logging=True, logging_level="ERROR", log_to_driver=False)
     if address:
+        _probe(address)
         if num_cpus is not None or num_gpus is not None:
             raise ValueError("--num-cpus/--num-gpus size a local Ray; with --address the "
                              "cluster's own resources are used (drop them)")
@@ -135,6 +136,35 @@ def _start_reaper() -> None:
 
 
 _REAPERS: list = []
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that does not answer is one error within seconds (Ray's own client
+    retries for a minute)."""
+    import socket
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except ValueError:
+        raise ConnectionError(f"--address {address}: expected HOST:PORT (the head's GCS port, "
+                              f"6379 by default) or 'auto'") from None
+    except OSError as e:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address}: {e}; is it up "
+                              f"(`ray start --head` prints its address)?") from None
+
+
+def local_machine() -> list[dict]:
+    """This machine as the one node a local Ray would have (checked before starting it)."""
+    gpus = 0
+    try:
+        import torch
+        gpus = torch.cuda.device_count()
+    except Exception:
+        pass
+    return [{"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}]
 
 
 def alive_nodes() -> list[dict]:

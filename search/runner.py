@@ -132,11 +132,23 @@ def run_search(space_path, storage=None, name=None, smoke_test=False, address=No
         raise FileExistsError(
             f"experiment {exp.uri} exists; resume it with `python -m search resume "
             f"{exp.uri}`, or pick another --name")
-    from .cluster import check_cluster, describe, init_ray
+    from .cluster import check_cluster, describe, init_ray, local_machine
+    if not address:           # the local Ray will have this machine: check before starting it
+        from .resources import check_fits
+        nodes = local_machine()
+        if num_cpus:
+            nodes[0]["CPU"] = float(num_cpus)
+        try:
+            check_fits(space.resources, nodes, "this machine")
+        except SpaceError as e:
+            raise SpaceError(f"{space.path}: {e}") from None
     print(f"[search] {name}: {space.search['algorithm']} search on {describe(address)}; "
           f"results in {exp.uri}", flush=True)
     where = init_ray(address, num_cpus)
-    check_cluster(space.resources, exp, "this cluster" if address else "the local Ray")
+    try:
+        check_cluster(space.resources, exp, "this cluster" if address else "the local Ray")
+    except SpaceError as e:
+        raise SpaceError(f"{space.path}: {e}") from None
     _prepare_data(space)
     created = False
     try:

@@ -42,6 +42,13 @@ def space(**over) -> dict:
 
 # each: (space content, fragments the error must contain besides the file name)
 SPACES = {  # id: (space content, fragments the message must contain)
+    # resources beyond this machine (no GPU here; 2 CPUs): refused before a local Ray starts
+    "gpu-on-cpu-box": (space(resources={"gpus_per_worker": 1}),
+                       ["resources.gpus_per_worker = 1", "this machine has no GPU"]),
+    "cpus-beyond-machine": (space(resources={"cpus_per_worker": 64}),
+                            ["resources.cpus_per_worker = 64", "largest"]),
+    "workers-beyond-machine": (space(resources={"workers_per_trial": 8}),
+                               ["resources.workers_per_trial = 8", "per trial"]),
     "rows-100": (space(data={"rows": 100}), ["data.rows", "100", "1,000"]),
     "rows-too-few-for-follow": (space(data={"rows": 2000, "objectives": ["buy", "follow"]},
                                       weighting={"weights": {"simplex": ["buy", "follow"]}}),

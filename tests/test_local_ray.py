@@ -143,3 +143,19 @@ def _cmdline(p) -> list[str]:
         return p.cmdline()
     except Exception:
         return []
+
+
+def test_an_unreachable_address_is_one_error_within_seconds(tmp_path, capsys):
+    import socket
+    import time
+    from search.__main__ import main
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]           # closed once the block ends
+    t0 = time.monotonic()
+    rc = main(["run", str(ROOT / "spaces" / "quickstart.yaml"), "--address",
+               f"127.0.0.1:{port}", "--storage", str(tmp_path / "exps")])
+    err = capsys.readouterr().err
+    assert rc == 2 and time.monotonic() - t0 < 20
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err, err
+    assert "Traceback" not in err and not (tmp_path / "exps").exists()
