@@ -92,3 +92,13 @@ def device(a: argparse.Namespace):
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"cpu, {torch.get_num_threads()} threads"
     return dev, name
+
+
+def parse_with_device(parse_args, parser, argv):
+    """(options, torch device, its name), or the parser's usage + the message, exit 2."""
+    try:
+        a = parse_args(argv)
+        dev, name = device(a)
+    except BenchError as e:
+        parser().error(str(e))
+    return a, dev, name

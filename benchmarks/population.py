@@ -134,11 +134,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    try:
-        a = parse_args(argv)
-        device, name = _args.device(a)
-    except _args.BenchError as e:
-        _parser().error(str(e))          # usage + the message, exit code 2
+    a, device, name = _args.parse_with_device(parse_args, _parser, argv)
     print(f"# device: {name}; torch {torch.__version__}; {a.model} + {a.loss}; "
           f"{a.members} members; objectives {a.objectives}; batch {a.batch_size}", flush=True)
     seq, pop = step_rates(a.model, a.loss, a.objectives, a.members, a.batch_size, device,

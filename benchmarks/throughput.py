@@ -206,11 +206,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    try:
-        a = parse_args(argv)
-        device, name = _args.device(a)
-    except _args.BenchError as e:
-        _parser().error(str(e))          # usage + the message, exit code 2
+    a, device, name = _args.parse_with_device(parse_args, _parser, argv)
     print(f"# device: {name}; torch {torch.__version__}; objectives {a.objectives}; "
           f"batch {a.batch_size}; best of {a.repeats} x {a.steps} steps", flush=True)
     kw = dict(steps=a.steps, warmup=a.warmup, repeats=a.repeats)
