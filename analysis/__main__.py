@@ -24,14 +24,6 @@ def _load(experiment):
     return df, df.attrs["objectives"], experiment_meta(experiment)
 
 
-def _trial_row(df, trial_id: str) -> int:
-    hits = np.flatnonzero(df["trial_id"].astype(str).str.endswith(str(trial_id)))
-    if len(hits) != 1:
-        raise ValueError(f"trial {trial_id!r} {'matches several trials' if len(hits) else 'not found'}"
-                         f"; trials: {', '.join(df['trial_id'].astype(str))}")
-    return int(hits[0])
-
-
 def _parse_map(text: str, objectives, what: str) -> dict:
     out = {}
     for part in filter(None, (text or "").split(",")):
@@ -45,6 +37,7 @@ def _parse_map(text: str, objectives, what: str) -> dict:
 
 
 def cmd_frontier(a) -> int:
+    from .results import trial_row
     from .frontier import hypervolume_curve
     from .plots import plot_hypervolume, plot_parallel, plot_tradeoffs
     from .summary import print_summary
@@ -54,7 +47,7 @@ def cmd_frontier(a) -> int:
     F = auc_matrix(df, objectives, a.use)
     ref, ref_label = None, "worst value per objective"
     if a.baseline:
-        i = _trial_row(df, a.baseline)
+        i = trial_row(df, a.baseline)
         ref, ref_label = F[i], f"baseline trial {df['trial_id'][i]}"
         if not np.isfinite(ref).all():
             raise ValueError(f"baseline trial {a.baseline} did not finish")
@@ -108,11 +101,11 @@ def _has_pyarrow() -> bool:
 
 def _pick(df, objectives, a):
     from .pick import select
-    from .results import auc_matrix
+    from .results import auc_matrix, trial_row
     F = auc_matrix(df, objectives, a.use)
     params = {}
     if a.rule == "fair" and a.baseline:
-        params["baseline"] = _trial_row(df, a.baseline)
+        params["baseline"] = trial_row(df, a.baseline)
     if a.rule == "constraint":
         params["floors"] = _parse_map(a.floors, objectives, "--floors")
     if a.rule == "weights":
@@ -145,16 +138,16 @@ def cmd_pick(a) -> int:
 def cmd_rerun(a) -> int:
     """Training needs Ray: the same trial runner and cluster handling as ``search run``."""
     from search.rerun import format_summary, rerun
-    params = {}
-    if a.point == "constraint":
-        params["floors"] = a.floors
-    if a.point == "weights":
-        params["weights"] = a.weights
+    from .pick import SELECTORS
+    from .results import trial_row
     df, objectives, _ = _load(a.experiment)
-    params = {k: _parse_map(v, objectives, f"--{k}") for k, v in params.items()}
-    summary = rerun(a.uri, a.point, a.seeds, a.epochs, address=a.address,
-                    num_cpus=a.num_cpus, storage_endpoint=a.storage_endpoint,
-                    rule_params=params)
+    if a.point in SELECTORS:            # the row `pick --rule` would choose, same options
+        a.rule = a.point
+        i = _pick(df, objectives, a).index
+    else:
+        i = trial_row(df, a.point)
+    summary = rerun(a.uri, str(df["trial_id"][i]), a.seeds, a.epochs, address=a.address,
+                    num_cpus=a.num_cpus, storage_endpoint=a.storage_endpoint)
     print(format_summary(summary))
     return 0
 

@@ -196,6 +196,16 @@ def _metrics(res: list[dict], objectives, prefix: str = "") -> dict:
     return row
 
 
+def trial_row(df: pd.DataFrame, trial_id) -> int:
+    """The one row whose trial id ends with ``trial_id`` (a full id or its tail)."""
+    hits = np.flatnonzero(df["trial_id"].astype(str).str.endswith(str(trial_id)))
+    if len(hits) != 1:
+        raise ValueError(f"trial {trial_id!r} "
+                         f"{'matches several trials' if len(hits) else 'not found'}; trials: "
+                         f"{', '.join(df['trial_id'].astype(str))[:1500]}")
+    return int(hits[0])
+
+
 def auc_matrix(df: pd.DataFrame, objectives, which: str = "final") -> np.ndarray:
     """(n, m) AUCs to maximize: the last epoch's (``final``) or the best epoch's (``best``);
     NaN for trials that did not finish (they never enter a frontier)."""

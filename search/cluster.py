@@ -167,22 +167,10 @@ def local_machine() -> list[dict]:
     return [{"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}]
 
 
-def alive_nodes() -> list[dict]:
-    """Each alive node's total resources (``{"CPU": 2.0, "GPU": 1.0, ...}``)."""
-    import ray
-    return [dict(n.get("Resources") or {}) for n in ray.nodes() if n.get("Alive")]
-
-
 def check_cluster(resources: dict, storage, where: str) -> None:
     """Refuse, before any trial starts, a space the cluster cannot schedule and a storage
     the cluster's nodes cannot all reach."""
-    from .resources import check_fits
-    nodes = alive_nodes()
+    from .resources import check_fits, check_shared_storage, node_resources_from_ray
+    nodes = node_resources_from_ray()
     check_fits(resources, nodes, where)
-    if len(nodes) > 1 and not storage.shared:
-        from .space import SpaceError
-        raise SpaceError(
-            f"--storage {storage.uri} is a folder on this machine, but {where} has "
-            f"{len(nodes)} nodes: trials on other nodes could not write there. Use shared "
-            f"storage: --storage s3://BUCKET/experiments (or gs://...), or a network "
-            f"filesystem mounted at the same path on every node as file://{storage.path}")
+    check_shared_storage(storage, len(nodes), where)

@@ -103,7 +103,7 @@ def _storage(storage: str | None, address: str) -> str:
 
 
 def submit(a) -> int:
-    from .resources import check_fits
+    from .resources import check_fits, check_shared_storage
     from .space import SpaceError, load_space
     space = load_space(a.space, data=a.data)          # SpaceError before any network call
     rel = _relative_space(a.space)
@@ -128,12 +128,7 @@ def submit(a) -> int:
         check_fits(space.resources, nodes, where=f"the cluster at {address}")
     except SpaceError as e:
         raise SpaceError(f"{space.path}: {e}") from None
-    if len(nodes) > 1 and not target.shared:
-        raise JobError(f"--storage {storage} is a folder on one machine, but the cluster at "
-                       f"{address} has {len(nodes)} nodes: trials on other nodes could not "
-                       f"write there. Use s3://BUCKET/experiments (or gs://...), or a network "
-                       f"filesystem mounted at the same path on every node as "
-                       f"file://{target.path}")
+    check_shared_storage(target, len(nodes), f"the cluster at {address}")
     env = runtime_env()
     cmd = ["python", "-m", "search", "run", rel, "--address", "auto", "--storage", storage,
            "--name", name]

@@ -24,7 +24,6 @@ def rerun(experiment, point: str, seeds: int, epochs: int | None = None, address
           num_cpus=None, storage_endpoint=None, rule_params: dict | None = None) -> dict:
     """``point``: a trial id or a pick rule name. Returns the summary (also written)."""
     from analysis.location import experiment_folder
-    from analysis.pick import SELECTORS
     from analysis.results import experiment_meta, load_results, row_config
     from trainables.config import resolve_config
     from trainables.storage import open_storage
@@ -87,11 +86,8 @@ def _row(df, point: str, params: dict) -> int:
         F = auc_matrix(df, objectives)
         return select(F, objectives, point, labels=df["trial_id"].astype(str).tolist(),
                       **params).index
-    hits = np.flatnonzero(df["trial_id"].astype(str).str.endswith(str(point)))
-    if len(hits) != 1:
-        raise ValueError(f"trial {point!r} {'matches several trials' if len(hits) else 'not found'}"
-                         f"; trials: {', '.join(df['trial_id'].astype(str))[:1500]}")
-    return int(hits[0])
+    from analysis.results import trial_row
+    return trial_row(df, point)
 
 
 def _fit(cfg: dict, seeds: int, resources: dict, out, exp_space, local_out: Path, name: str):

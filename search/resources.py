@@ -108,6 +108,17 @@ def check_fits(resources: dict, nodes: list[dict], where: str) -> None:
                          f"{has}")
 
 
+def check_shared_storage(storage, n_nodes: int, where: str) -> None:
+    """Refuse a folder of one machine (a ``trainables.storage.Storage``) as the storage of a
+    cluster with several nodes: trials on the others could not write there."""
+    if n_nodes > 1 and not storage.shared:
+        raise SpaceError(
+            f"--storage {storage.uri} is a folder on one machine, but {where} has {n_nodes} "
+            f"nodes: trials on other nodes could not write there. Use shared storage: "
+            f"--storage s3://BUCKET/experiments (or gs://...), or a network filesystem "
+            f"mounted at the same path on every node as file://{storage.path}")
+
+
 def node_resources_from_ray() -> list[dict]:
     """The alive nodes' total resources of the cluster ``ray.init`` connected to (call it
     after ``ray.init``), for :func:`check_fits`."""

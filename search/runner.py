@@ -49,15 +49,8 @@ def _storage(storage, endpoint=None):
 def _name(name: str | None, space: Space) -> str:
     if name is None:
         return space.name
-    from . import space as space_mod
-    check = getattr(space_mod, "check_name", None)
-    if check is not None:
-        return check(name, "--name")
-    import re
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) or name in (".", ".."):
-        raise SpaceError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, "
-                         f"starting with a letter or digit), no '/'")
-    return name
+    from .space import check_name
+    return check_name(name, "--name")
 
 
 def _driver_dir(exp) -> Path:
@@ -248,11 +241,8 @@ def _fit(space: Space, exp, name: str, restore: bool):
 def resume_search(experiment, address=None, num_cpus=None, storage_endpoint=None) -> Outcome:
     """Continue a killed experiment: finished trials kept, unfinished ones continued from
     their last checkpoint, errored ones retried."""
-    from trainables.storage import StorageError, is_uri
-    try:
-        exp = _storage(str(experiment), storage_endpoint)
-    except StorageError:
-        raise
+    from trainables.storage import is_uri
+    exp = _storage(str(experiment), storage_endpoint)
     if not exp.is_file(EXPERIMENT_FILE):
         raise FileNotFoundError(f"{exp.uri} is not a paretune experiment (no "
                                 f"{EXPERIMENT_FILE}); give the folder `search run` printed")

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from ._batches import random_batch
 from search.space import load_space
 from trainables.models import MODELS, FeatureSpec, build_model
 from trainables.population import PopulationModel
@@ -21,14 +22,7 @@ FEATS = FeatureSpec((("feat_a", 5), ("feat_b", 3)), ("feat_x",))
 
 
 def _batch(n=96, k=3, requests=9, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    scores = torch.rand(n, k, generator=g)
-    labels = (torch.rand(n, k, generator=g) < torch.tensor([0.4, 0.2, 0.3][:k])).float()
-    cat = torch.stack([torch.randint(0, 5, (n,), generator=g),
-                       torch.randint(0, 3, (n,), generator=g)], 1)
-    num = torch.randn(n, 1, generator=g)
-    groups = torch.randint(0, requests, (n,), generator=g) * 5 + 11    # ids, not 0..R-1
-    return scores, labels, cat, num, groups
+    return random_batch(n, k, seed, [0.4, 0.2, 0.3], requests=requests)
 
 
 # --- weightings -------------------------------------------------------------------------------

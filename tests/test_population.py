@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from ._batches import random_batch
 from trainables.config import resolve_config
 from trainables.loop import TrainingDiverged, train_loop_per_worker
 from trainables.losses import LOSSES, get_loss
@@ -20,13 +21,7 @@ FEATS = FeatureSpec((("feat_a", 5), ("feat_b", 3)), ("feat_x",))
 
 
 def _batch(n=300, k=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    scores = torch.rand(n, k, generator=g)
-    labels = (torch.rand(n, k, generator=g) < torch.tensor([0.3, 0.1, 0.5][:k])).float()
-    cat = torch.stack([torch.randint(0, 5, (n,), generator=g),
-                       torch.randint(0, 3, (n,), generator=g)], 1)
-    num = torch.randn(n, 1, generator=g)
-    return scores, labels, cat, num
+    return random_batch(n, k, seed, [0.3, 0.1, 0.5])
 
 
 # --- losses ------------------------------------------------------------------------------
