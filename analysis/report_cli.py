@@ -43,7 +43,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def add_report_parser(sub) -> None:
-    from trainables.data.kuairand import parse_days
+    from trainables.kuairand.days import parse_days
     from .report.context import TRAINING
 
     def days(text):

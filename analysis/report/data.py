@@ -15,15 +15,16 @@ SPLITS = ("train", "valid", "test")
 
 
 def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, log=print) -> Path:
-    """``out/me_dataset`` made by the MP stage (MMoE, PE-LTR task weights), or the one a
-    previous run of the same report left there."""
-    from trainables.mp.kuairand import _days
+    """``out/me_dataset`` made by the MP stage (its default config,
+    trainables/kuairand/mp.yaml: MMoE, PE-LTR task weights; the report's seed), or the
+    one a previous run of the same report left there."""
+    from trainables.kuairand.days import sorted_days
     target = Path(out) / "me_dataset"
     if (target / "meta.yaml").is_file():
         meta = yaml.safe_load((target / "meta.yaml").read_text())
         src = meta.get("source") or {}
-        want = {"train_days": [str(d) for d in _days(train_days)],
-                "score_days": [str(d) for d in _days(score_days)]}
+        want = {"train_days": [str(d) for d in sorted_days(train_days)],
+                "score_days": [str(d) for d in sorted_days(score_days)]}
         have = {k: [str(d) for d in src.get(k, [])] for k in want}
         if have != want:
             raise ValueError(f"{target}: an MP output for train days {have['train_days']} and "
@@ -32,10 +33,10 @@ def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, log=pr
         made_by = meta.get("created_by", "")
         log(f"[report] reusing the MP output {target}" + (f" ({made_by})" if made_by else ""))
         return target
-    from trainables.mp.kuairand import run
-    from trainables.mp.train import TrainConfig
+    from trainables.kuairand.config import load_config
+    from trainables.kuairand.pipeline import run
     log(f"[report] MP stage: {logs} train {train_days} -> score {score_days}")
-    run(logs, train_days, score_days, target, train_cfg=TrainConfig(seed=seed),
+    run(logs, train_days, score_days, target, load_config(None, {"train": {"seed": seed}}),
         command=f"paretune report MP stage (seed {seed})", progress=True)
     return target
 

@@ -1,10 +1,16 @@
 """Multi-task prediction models: shared-bottom and MMOE over embedded raw features.
 
-Both take ``cat`` (n, F) int64 codes (code 0 = unknown) and ``num`` (n, N) float32 and
-return (n, K) logits, one per objective. Every categorical column (ids included) has its
-own rows in one embedding table (offsets per column, a single lookup per batch).
-``shared_parameters()`` are the parameters every task's loss flows through (not the
-embeddings, whose gradients are sparse): PE-LTR weights the tasks from their gradients.
+Registered in ``MP_MODELS`` (``trainables/mp/__init__.py``) and built as
+``cls(n_tasks, features, **hparams)``, like the ME models: ``features`` is the
+:class:`~trainables.models._features.FeatureSpec` of the fitted codes
+(:mod:`trainables.mp.codes`), the hyper-parameters are keyword-only with their defaults in
+the signature. Both take ``cat`` (n, F) int64 codes (code 0 = unknown) and ``num`` (n, N)
+float32 and return (n, K) logits, one per objective. The inputs are embedded by the
+project's one :class:`~trainables.models._features.FeatureEncoder` (every categorical
+column, ids included, has its rows in one table). ``shared_parameters()`` are the
+parameters every task's loss flows through (not the embeddings, whose gradients are
+sparse): the ``pe_ltr`` weighting (``gradients: shared``) weights the tasks from their
+gradients.
 
 - shared_bottom (Caruana 1997): one MLP on the inputs, then one MLP tower per task.
 - mmoe (Ma et al., KDD 2018): ``experts`` MLPs on the inputs; per task a softmax gate on
@@ -14,6 +20,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..models._features import FeatureEncoder, FeatureSpec
+
+EMB_INIT_STD = 0.05          # the MP models' embedding init (the ME models' default is 0.1)
 
 
 def mlp(sizes: list[int], dropout: float, last_act: bool = True) -> nn.Sequential:
@@ -28,37 +38,30 @@ def mlp(sizes: list[int], dropout: float, last_act: bool = True) -> nn.Sequentia
 
 
 def _sizes(value, name: str) -> list[int]:
-    sizes = [value] if isinstance(value, int) else list(value)
-    if not sizes or not all(isinstance(s, int) and s >= 1 for s in sizes):
+    sizes = [value] if isinstance(value, int) else \
+        list(value) if isinstance(value, (list, tuple)) else [value]
+    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                            for s in sizes):
         raise ValueError(f"{name} must be one or more layer sizes >= 1, got {value!r}")
     return sizes
 
 
-class Inputs(nn.Module):
-    """Embeddings of the categorical codes, concatenated with the numeric features."""
-
-    def __init__(self, cardinalities: list[int], n_numeric: int, emb_dim: int):
-        super().__init__()
-        if not isinstance(emb_dim, int) or emb_dim < 1:
-            raise ValueError(f"emb_dim must be an integer >= 1, got {emb_dim!r}")
-        cards = [int(c) for c in cardinalities]
-        offsets = torch.tensor([0] + cards[:-1], dtype=torch.long).cumsum(0) if cards \
-            else torch.zeros(0, dtype=torch.long)
-        self.register_buffer("offsets", offsets, persistent=False)
-        self.table = nn.Embedding(max(sum(cards), 1), emb_dim)
-        nn.init.normal_(self.table.weight, std=0.05)
-        self.out_dim = len(cards) * emb_dim + n_numeric
-
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        emb = self.table(cat + self.offsets).reshape(cat.shape[0], -1)
-        return torch.cat([emb, num], 1) if num.shape[1] else emb
+def inputs(features: FeatureSpec, emb_dim, dropout) -> FeatureEncoder:
+    """The embedded codes concatenated with the numeric features (and checks of the two
+    hyper-parameters every MP model has)."""
+    if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or emb_dim < 1:
+        raise ValueError(f"emb_dim must be an integer >= 1, got {emb_dim!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+            or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    return FeatureEncoder(features, emb_dim, init_std=EMB_INIT_STD)
 
 
 class SharedBottom(nn.Module):
-    def __init__(self, cardinalities: list[int], n_numeric: int, n_tasks: int, *,
-                 emb_dim: int = 16, bottom=(256, 128), tower=(64,), dropout: float = 0.1):
+    def __init__(self, n_tasks: int, features: FeatureSpec, *, emb_dim: int = 16,
+                 bottom=(256, 128), tower=(64,), dropout: float = 0.1):
         super().__init__()
-        self.inputs = Inputs(cardinalities, n_numeric, emb_dim)
+        self.inputs = inputs(features, emb_dim, dropout)
         b = _sizes(bottom, "bottom")
         self.bottom = mlp([self.inputs.out_dim, *b], dropout)
         t = _sizes(tower, "tower")
@@ -74,13 +77,12 @@ class SharedBottom(nn.Module):
 
 
 class MMoE(nn.Module):
-    def __init__(self, cardinalities: list[int], n_numeric: int, n_tasks: int, *,
-                 emb_dim: int = 16, experts: int = 4, expert=(128, 64), tower=(64,),
-                 dropout: float = 0.1):
+    def __init__(self, n_tasks: int, features: FeatureSpec, *, emb_dim: int = 16,
+                 experts: int = 4, expert=(128, 64), tower=(64,), dropout: float = 0.1):
         super().__init__()
-        if not isinstance(experts, int) or experts < 1:
+        if isinstance(experts, bool) or not isinstance(experts, int) or experts < 1:
             raise ValueError(f"experts must be an integer >= 1, got {experts!r}")
-        self.inputs = Inputs(cardinalities, n_numeric, emb_dim)
+        self.inputs = inputs(features, emb_dim, dropout)
         e = _sizes(expert, "expert")
         d = self.inputs.out_dim
         self.experts = nn.ModuleList(mlp([d, *e], dropout) for _ in range(experts))

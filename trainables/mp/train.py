@@ -1,4 +1,5 @@
-"""Training the MP model: per-task BCE, static or PE-LTR task weights, Adam, early stop.
+"""Training the MP model: per-task BCE, task weights from the weighting registry, Adam,
+early stop.
 
 ``fit`` trains on ``train`` and, after every epoch, measures each objective's exact AUC
 on ``valid``; it stops when their mean has not improved for ``patience`` epochs and
@@ -6,11 +7,13 @@ restores the best epoch's parameters. While training, each categorical code is r
 by 0 ("unknown") with probability ``unknown_p``, so the unknown rows the scored days
 need (new users, videos, rare values) are trained too.
 
-Task weightings (``WEIGHTINGS``):
-- ``static``: fixed weights per objective (default 1 each).
-- ``pe_ltr``: every ``every`` steps, the gradient of each task's loss with respect to the
-  model's shared parameters gives G (K, D), and
-  :func:`trainables.weighting.pe_ltr_weights` (KKT weights, lower ``bounds``) the weights.
+Task weights: any weighting of the project's registry (``trainables.weighting``) that can
+weight a multi-task model (``Weighting.multi_task_issue``; built by
+:func:`trainables.mp.config.task_weighting`), called each step exactly as the ME loop
+calls it, with a :class:`~trainables.weighting.StepContext` whose ``scores`` are the (n, K)
+logits and whose ``inputs`` are (cat, num): ``static`` (fixed weights per objective) or
+``pe_ltr`` with ``gradients: shared`` (KKT weights from the per-task gradients of the
+model's ``shared_parameters()``, recomputed every ``every`` steps).
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import torch
 from torch import nn
 
 from ..metrics import auc_per_objective
-
-WEIGHTINGS = ("static", "pe_ltr")
+from ..weighting import StepContext
+from .config import check_settings, is_int, is_number, option
 
 
 @dataclass
@@ -48,102 +51,28 @@ class MPData:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 1024
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 2
-    unknown_p: float = 0.02
-    seed: int = 0
+    """The ``train`` section of an MP stage config: each key's default, check and what is
+    allowed, declared once (:func:`trainables.mp.config.option`) and read by the config
+    reader and :meth:`check`."""
+
+    epochs: int = option(10, lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    batch_size: int = option(1024, lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    lr: float = option(1e-3, lambda v: is_number(v) and v > 0, "a number > 0")
+    weight_decay: float = option(0.0, lambda v: is_number(v) and v >= 0, "a number >= 0")
+    patience: int = option(2, lambda v: is_int(v) and v >= 1,
+                           "an integer >= 1 (epochs without a better validation mean AUC "
+                           "before stopping)")
+    unknown_p: float = option(0.02, lambda v: is_number(v) and 0 <= v < 1,
+                              "a number in [0, 1) (the share of codes set to unknown while "
+                              "training)")
+    seed: int = option(0, lambda v: is_int(v) and v >= 0, "an integer >= 0")
 
     def check(self) -> "TrainConfig":
-        for name, lo in (("epochs", 1), ("batch_size", 1), ("patience", 1)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not 0 <= self.unknown_p < 1:
-            raise ValueError(f"unknown_p must be in [0, 1), got {self.unknown_p!r}")
+        check_settings(self, "train")
         return self
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-# --------------------------------------------------------------------------- weightings
-def _per_objective(value, objectives, name: str, default: float) -> list[float]:
-    if value is None:
-        return [default] * len(objectives)
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(objectives))
-        if unknown:
-            raise ValueError(f"{name} names unknown objective(s) {', '.join(unknown)}; "
-                             f"objectives: {', '.join(objectives)}")
-        return [float(value.get(o, default)) for o in objectives]
-    out = [float(v) for v in value]
-    if len(out) != len(objectives):
-        raise ValueError(f"{name} has {len(out)} values for {len(objectives)} objectives")
-    return out
-
-
-class StaticWeights:
-    """Fixed task weights (``weights``: objective -> weight, missing ones 1)."""
-
-    def __init__(self, objectives, *, weights=None):
-        w = _per_objective(weights, objectives, "task weights", 1.0)
-        if not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
-            raise ValueError(f"task weights must be >= 0 and not all 0, got "
-                             f"{dict(zip(objectives, w))}")
-        self.w = torch.tensor(w)
-
-    def combine(self, losses: torch.Tensor, model: nn.Module, step: int) -> torch.Tensor:
-        return (losses * self.w).sum()
-
-
-class PELTRWeights:
-    """PE-LTR KKT weights from the per-task gradients of the shared parameters."""
-
-    def __init__(self, objectives, *, bounds=None, every: int = 5, mode: str = "two_step"):
-        c = _per_objective(bounds, objectives, "pe_ltr bounds", 0.0)
-        if not all(math.isfinite(v) and v >= 0 for v in c) or sum(c) >= 1:
-            raise ValueError(f"pe_ltr bounds {dict(zip(objectives, c))} must be >= 0 and sum "
-                             f"to less than 1 (the weights sum to 1), got sum {sum(c):.6g}")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"pe_ltr every must be an integer >= 1, got {every!r}")
-        from ..weighting.pe_ltr import MODES, project_bounded_simplex
-        if mode not in MODES:
-            raise ValueError(f"pe_ltr mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.bounds = np.asarray(c)
-        self.every, self.mode = every, mode
-        k = len(objectives)
-        self.w = torch.tensor(project_bounded_simplex(np.full(k, 1.0 / k), self.bounds),
-                              dtype=torch.float32)
-
-    def combine(self, losses: torch.Tensor, model: nn.Module, step: int) -> torch.Tensor:
-        if step % self.every == 0:
-            from ..weighting import pe_ltr_weights
-            params = model.shared_parameters()
-            rows = []
-            for k in range(losses.shape[0]):
-                gs = torch.autograd.grad(losses[k], params, retain_graph=True,
-                                         allow_unused=True)
-                rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                                       for g, p in zip(gs, params)]))
-            G = torch.stack(rows).detach()
-            if bool(torch.isfinite(G).all()):
-                self.w = pe_ltr_weights(G.double(), self.bounds, self.mode).float()
-        return (losses * self.w).sum()
-
-
-def make_weighting(kind: str, objectives, **params):
-    if kind == "static":
-        return StaticWeights(objectives, **params)
-    if kind == "pe_ltr":
-        return PELTRWeights(objectives, **params)
-    raise ValueError(f"unknown task weighting {kind!r}; valid: {', '.join(WEIGHTINGS)}")
 
 
 # --------------------------------------------------------------------------- loop
@@ -239,9 +168,11 @@ def fit(model: nn.Module, train: MPData, valid: MPData | None, weighting, cfg: T
             cat = train.cat[idx]
             if cfg.unknown_p > 0:
                 cat = cat.masked_fill(torch.rand(cat.shape, generator=gen) < cfg.unknown_p, 0)
-            logits = model(cat, train.num[idx])
-            losses = bce(logits, train.labels[idx]).mean(0)
-            loss = weighting.combine(losses, model, step)
+            num, labels = train.num[idx], train.labels[idx]
+            logits = model(cat, num)
+            losses = bce(logits, labels).mean(0)
+            loss = weighting.combine(losses, StepContext(step, epoch, model, logits, labels,
+                                                         (cat, num)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -251,7 +182,7 @@ def fit(model: nn.Module, train: MPData, valid: MPData | None, weighting, cfg: T
             bar.update(len(idx), loss=f"{total / seen:.4f}")
         bar.close()
         row = {"epoch": epoch, "train_loss": round(total / max(seen, 1), 6),
-               "weights": [round(float(v), 4) for v in weighting.w]}
+               "weights": [round(float(v), 4) for v in weighting.weights()]}
         if valid is None:
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
             best_epoch = epoch

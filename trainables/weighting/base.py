@@ -64,6 +64,12 @@ class Weighting:
         """Current weights, (K,) or (P, K), for logging as ``weight/<obj>``."""
         raise NotImplementedError
 
+    def multi_task_issue(self) -> str | None:
+        """None when this weighting can also weight a multi-task model's losses (the MP
+        stage, ``trainables.mp``: ``ctx.scores`` is (n, K), one column per objective,
+        not one ensemble score per row); else why not, as a sentence for an error."""
+        return "it reads one ensemble score per row, and an MP model gives one per objective"
+
     def state_dict(self) -> dict:
         """State to checkpoint (stateless weightings return {})."""
         return {}

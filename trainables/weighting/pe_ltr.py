@@ -18,7 +18,9 @@ QP is optimal), accelerated projected gradient beyond.
 The weighting (``kind: pe_ltr``) recomputes the weights every ``every`` steps from the
 gradients of each objective's loss with respect to the batch's scores (``gradients:
 scores``, cheap: K backward passes through the loss only) or to the model's parameters
-(``gradients: shared``), and logs them as ``weight/<obj>``.
+(``gradients: shared``), and logs them as ``weight/<obj>``. A model that declares which
+parameters every objective flows through (``shared_parameters()``, e.g. the MP stage's
+bottom MLP or MMoE's experts) gets the gradients of those: the paper's shared layers.
 """
 from __future__ import annotations
 
@@ -167,7 +169,8 @@ class PELTRWeighting(Weighting):
 
     ``bounds``: mapping objective -> lower bound (missing ones 0), or a list; sum < 1.
     ``gradients``: "scores" (gradient of each loss w.r.t. the batch's scores, cheap) or
-    "shared" (w.r.t. all model parameters, the paper's choice). ``mode``: "two_step" or
+    "shared" (w.r.t. the model's shared parameters, the paper's choice: those its
+    ``shared_parameters()`` returns, else all of them). ``mode``: "two_step" or
     "exact". Until the first solve the weights are uniform.
 
     In a population each member has its own bounds and weights; the K backward passes
@@ -218,7 +221,9 @@ class PELTRWeighting(Weighting):
                                         allow_unused=True)[0] for i in range(k)]
             rows = [r if r is not None else torch.zeros_like(ctx.scores) for r in rows]
             return torch.stack([r.reshape(members, -1) for r in rows], 1)
-        params = [p for p in ctx.model.parameters() if p.requires_grad]
+        declared = getattr(ctx.model, "shared_parameters", None)
+        params = [p for p in (declared() if callable(declared) else ctx.model.parameters())
+                  if p.requires_grad]
         rows = []
         for i in range(k):
             gs = torch.autograd.grad(losses[..., i].sum(), params, retain_graph=True,
@@ -240,6 +245,13 @@ class PELTRWeighting(Weighting):
 
     def weights(self) -> torch.Tensor:
         return self._w.clone()
+
+    def multi_task_issue(self) -> str | None:
+        if self.gradients == "shared":
+            return None
+        return ("with gradients: scores (the default) each objective's loss only reaches "
+                "its own score column, so the gradients never overlap and the KKT weights "
+                "carry no trade-off; use gradients: shared (the model's shared_parameters())")
 
     def state_dict(self) -> dict:
         return {"weights": self._w.tolist()}

@@ -59,3 +59,6 @@ class StaticWeighting(Weighting):
 
     def weights(self) -> torch.Tensor:
         return self._w.clone()
+
+    def multi_task_issue(self) -> str | None:
+        return None                      # it never looks at the scores

@@ -1,4 +1,9 @@
-"""Integer codes for the MP model's inputs, fitted on the training rows only.
+"""Integer codes for the MP model's inputs, fitted on the raw training rows only.
+
+:class:`FeatureCodes` turns a raw frame into what every model of the project takes,
+categorical codes (n, F) and standardized numbers (n, N), and describes them with the
+:class:`~trainables.models._features.FeatureSpec` that the shared
+:class:`~trainables.models._features.FeatureEncoder` embeds (the ME models' one too).
 
 Each categorical (or id) column gets a :class:`Vocab`: the values seen when fitting get
 codes 1..n, everything else (unseen later, or missing) the reserved code 0 "unknown".
@@ -12,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from ..models._features import FeatureSpec
 
 MAX_IDS = 500_000
 
@@ -47,7 +54,7 @@ class Vocab:
 
 
 @dataclass
-class Encoder:
+class FeatureCodes:
     """The fitted vocabularies and numeric statistics of a feature set."""
 
     vocabs: dict[str, Vocab]
@@ -57,7 +64,7 @@ class Encoder:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, ids: list[str], categorical: list[str],
-            numeric: list[str], max_ids: int = MAX_IDS) -> "Encoder":
+            numeric: list[str], max_ids: int = MAX_IDS) -> "FeatureCodes":
         vocabs = {c: Vocab.fit(c, frame[c], max_ids) for c in ids}
         vocabs.update({c: Vocab.fit(c, frame[c]) for c in categorical})
         x = _numeric(frame, numeric)
@@ -70,6 +77,11 @@ class Encoder:
     @property
     def cardinalities(self) -> dict[str, int]:
         return {c: v.cardinality for c, v in self.vocabs.items()}
+
+    @property
+    def spec(self) -> FeatureSpec:
+        """The columns of :meth:`categorical` (with cardinalities) and :meth:`numbers`."""
+        return FeatureSpec(tuple(self.cardinalities.items()), tuple(self.numeric))
 
     def categorical(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, F) int64 codes in vocabulary order."""
