@@ -179,7 +179,7 @@ KR_DAYS = ["--train-days", "2022-04-25:2022-04-26", "--score-days", "2022-04-27:
 
 def write_kuairand(folder: Path, n: int = 300) -> Path:
     """A tiny valid raw KuaiRand folder (log, user and video features)."""
-    from trainables.data import kuairand as kr
+    from trainables import kuairand as kr
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
     users = pd.DataFrame({c: rng.integers(0, 3, 20) for c in kr.USER_COLUMNS})

@@ -1,4 +1,6 @@
-"""Personalized (user / context) feature encoding shared by the models."""
+"""Feature embedding shared by every model: the ensemble (ME) models' personalization and
+the MP stage's multi-task models (``trainables.mp.models``, whose integer codes
+``trainables.mp.codes`` fits on raw logs and describes with a :class:`FeatureSpec`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,10 +25,11 @@ class FeatureEncoder(nn.Module):
     """Concatenate one embedding per categorical feature with the numeric features.
 
     All categorical features share one table (offsets per feature), so a batch needs a
-    single lookup. Numeric features arrive standardized by the data layer.
+    single lookup. Numeric features arrive standardized by the data layer. The table
+    starts as N(0, ``init_std``^2).
     """
 
-    def __init__(self, spec: FeatureSpec, emb_dim: int):
+    def __init__(self, spec: FeatureSpec, emb_dim: int, init_std: float = 0.1):
         super().__init__()
         cards = [c for _, c in spec.categorical]
         self.n_cat = len(cards)
@@ -36,7 +39,7 @@ class FeatureEncoder(nn.Module):
             else torch.zeros(0, dtype=torch.long)
         self.register_buffer("offsets", offsets, persistent=False)
         self.table = nn.Embedding(max(sum(cards), 1), emb_dim)
-        nn.init.normal_(self.table.weight, std=0.1)
+        nn.init.normal_(self.table.weight, std=init_std)
         self.out_dim = self.n_cat * emb_dim + self.n_num
 
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
