@@ -16,8 +16,9 @@ steps and reports the best block (least disturbed by other processes). Printed p
 - samples/s, and the ratio to the reference row measured in the same process: a
   literal, straightforward HarmonRank + per-objective soft-rank AUC loop (the test
   oracle in ``tests/harmonrank_reference.py``), so ratios compare across machines;
-- soft-rank share: time of torchsort's soft_rank forward + backward on one (1, B)
-  batch divided by the step time (rank_auc rows).
+- soft-rank share: time of the soft rank's forward + backward on one (1, B) batch
+  (torchsort, or ``--loss-param soft_rank_impl=parallel``) divided by the step time
+  (rank_auc rows).
 
 The last line is ``<model> <loss> <samples per second> samples/s`` for the
 configuration asked (the first row of the table when none is asked).
@@ -139,16 +140,19 @@ def measure_reference(k: int, batch: int, device, steps: int = 20, warmup: int =
     return _best_rate(block, steps, batch, repeats, device)
 
 
-def soft_rank_seconds(batch: int, device, placement: str = "auto", reps: int = 20) -> float:
-    """Seconds of one soft_rank forward + backward on a (1, batch) tensor of ``device``,
-    run where rank_auc's ``soft_rank_device`` = ``placement`` runs it (copies included)."""
-    import torchsort
+def soft_rank_seconds(batch: int, device, placement: str = "auto", reps: int = 20,
+                      impl: str = "torchsort", strength: float = 1.0) -> float:
+    """Seconds of one soft-rank forward + backward on a (1, batch) tensor of ``device``,
+    run where and how rank_auc's ``soft_rank_device`` = ``placement`` and
+    ``soft_rank_impl`` = ``impl`` run it (copies included; ``benchmarks.soft_rank``
+    compares the two implementations)."""
+    from trainables.losses.rank_auc import soft_ranks
     x = torch.randn(1, batch, device=device, requires_grad=True)
     g = torch.randn(1, batch, device=device)
-    to_cpu = placement == "cpu" or (placement == "auto" and device.type == "cuda")
 
     def once():
-        r = torchsort.soft_rank(x.cpu() if to_cpu else x).to(device)
+        r = soft_ranks(x, regularization_strength=strength, soft_rank_device=placement,
+                       soft_rank_impl=impl)
         (r * g).sum().backward()
 
     for _ in range(3):
@@ -218,7 +222,9 @@ def main(argv=None) -> int:
             _parser().error(str(e))
         print(f"{'reference (literal HarmonRank, rank_auc)':44s} {ref:>14,.0f} samples/s   1.00x")
     sr = soft_rank_seconds(a.batch_size, device,
-                           a.loss_params.get("soft_rank_device", "auto")) \
+                           a.loss_params.get("soft_rank_device", "auto"),
+                           impl=a.loss_params.get("soft_rank_impl", "torchsort"),
+                           strength=a.loss_params.get("regularization_strength", 1.0)) \
         if "rank_auc" in a.losses else None
     print(f"{'model':12s} {'loss':19s} {'samples/s':>25s} {'vs ref':>7s} {'soft-rank share':>16s}")
     rows = []

@@ -272,9 +272,11 @@ def test_every_registered_loss_resolves():
 def test_resolve_loss_params():
     assert resolve_loss_params("rank_auc", None) == {"regularization_strength": 1.0,
                                                       "regularization": "l2",
-                                                      "soft_rank_device": "auto"}
+                                                      "soft_rank_device": "auto",
+                                                      "soft_rank_impl": "torchsort"}
     assert resolve_loss_params("rank_auc", {"regularization_strength": 0.1}) == \
-        {"regularization_strength": 0.1, "regularization": "l2", "soft_rank_device": "auto"}
+        {"regularization_strength": 0.1, "regularization": "l2", "soft_rank_device": "auto",
+         "soft_rank_impl": "torchsort"}
     assert resolve_loss_params("label_aggregation", {}) == {}
     with pytest.raises(ValueError, match="bogus") as e:
         resolve_loss_params("rank_auc", {"bogus": 1})

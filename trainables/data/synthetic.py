@@ -32,16 +32,23 @@ Truth recorded in meta.yaml: target and expected positive rates, the thresholds,
 exact label correlation matrix (Pearson phi = Spearman for binary labels), loadings,
 noise levels.
 
-Rows are written in chunks, so 10^7+ rows fit in a few hundred MB of memory.
-Command line: ``python -m trainables.data.synthetic --out DIR --rows N ...``.
+Memory is flat in rows: rows are drawn in blocks of BLOCK_ROWS and written as Parquet
+row groups of ``chunk_rows`` rows, so no more than a block and a row group are held at
+once; the population (users, items) stops growing at its size for 10^7 rows. The data
+depend on the seed and parameters only, not on ``chunk_rows``. The target is a folder or
+a storage URI (s3://, gs://, file://; ``trainables.storage``); meta.yaml is written last,
+so a dataset is complete when it has one.
+
+Command line (progress on stderr; a bad parameter: one line, exit 2):
+``python -m trainables.data.synthetic --out DIR|URI --rows N [--objectives a,b] [--seed S]``.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -50,9 +57,14 @@ import yaml
 from scipy.special import ndtr
 from scipy.stats import multivariate_normal
 
+from ..storage import open_storage
 from .synthetic_params import (MAX_IDS, MAX_OBJECTIVES, MAX_ROWS,  # noqa: F401 (re-exported)
                                MIN_EXPECTED_CLASS, MIN_ROWS, _check, check_classes, defaults,
-                               fingerprint, min_rows)
+                               fingerprint, min_rows, population)
+
+# Rows drawn per block of random numbers (whole requests). The data depend on it, so it
+# never changes; ``chunk_rows`` only sets the Parquet row groups.
+BLOCK_ROWS = 500_000
 
 N_FACTORS = 4   # engagement, social, commerce, clickbait
 # Loadings of the built-in objectives on the four factors, and their default positive rate.
@@ -223,47 +235,84 @@ class _World:
         return cols
 
 
-def generate(out_dir, progress: bool = True, **params) -> Path:
-    """Write a synthetic dataset (train/valid/test Parquet + meta.yaml) to ``out_dir``."""
+class _RowGroups:
+    """A Parquet file written in row groups of ``group_rows`` rows, holding at most one
+    group plus the last block added; ``peak_rows`` records the most rows it held."""
+
+    def __init__(self, store, name: str, group_rows: int):
+        self.where, self.fs, self.group_rows = store.join(name).path, store.fs, group_rows
+        self.pending, self.rows, self.peak_rows, self.writer = [], 0, 0, None
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.rows += table.num_rows
+        self.peak_rows = max(self.peak_rows, self.rows)
+        while self.rows >= self.group_rows:
+            self._flush(self.group_rows)
+
+    def _flush(self, k: int) -> None:
+        table = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.where, table.schema, filesystem=self.fs)
+        self.writer.write_table(table.slice(0, k), row_group_size=k)
+        rest = table.slice(k)
+        self.pending, self.rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> None:
+        if self.rows:
+            self._flush(self.rows)
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _Progress:
+    """A line every 5 s on stderr (one per line in a log file, rewritten in a terminal)."""
+
+    def __init__(self, total: int, show: bool):
+        self.total, self.show, self.tty = total, show, sys.stderr.isatty()
+        self.t0 = self.shown = time.time()
+        self.done = 0
+
+    def add(self, rows: int) -> None:
+        self.done += rows
+        if self.show and (self.tty or time.time() - self.shown >= 5 or self.done >= self.total):
+            self.shown = time.time()
+            dt = max(self.shown - self.t0, 1e-9)
+            print(("\r" if self.tty else "") + f"[synthetic] {self.done:,}/{self.total:,} rows "
+                  f"({dt:.1f} s, {self.done / dt:,.0f} rows/s)", end="" if self.tty else "\n",
+                  file=sys.stderr, flush=True)
+
+
+def generate(out_dir, progress: bool = True, **params):
+    """Write a synthetic dataset (train/valid/test Parquet + meta.yaml) to ``out_dir``, a
+    folder or a storage URI; returns the folder (a Path) or the URI."""
     p = _check(params)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    store = open_storage(out_dir)
     objs, rows, cand = p["objectives"], p["rows"], p["candidates"]
-    n_users = p["users"] or max(200, rows // 40)
-    n_items = p["items"] or max(500, rows // 10)
+    n_users, n_items = population(p)
     world = _World(objs, [p["positive_rates"][o] for o in objs], p["seed"], n_users, n_items)
     fr = np.asarray(p["split_fractions"], dtype=np.float64)
     split_rows = np.floor(rows * fr / fr.sum()).astype(int)
     rng = np.random.default_rng([p["seed"], 1])
+    block = max(1, BLOCK_ROWS // cand)                     # requests per block
+    group_rows = max(1, p["chunk_rows"] // cand) * cand    # whole requests per row group
+    store.makedirs()
     request = 0
     splits = {}
-    t0 = shown = time.time()
-    tty = sys.stderr.isatty()
-    done = 0
+    bar = _Progress(rows, progress)
     for name, n_split in zip(("train", "valid", "test"), split_rows):
         n_req_total = max(1, int(n_split) // cand)
-        writer = None
-        per_chunk = max(1, p["chunk_rows"] // cand)
+        out = _RowGroups(store, f"{name}.parquet", group_rows)
         written = 0
         while written < n_req_total:
-            n_req = min(per_chunk, n_req_total - written)
-            cols = world.rows(rng, n_req, cand, request)
-            table = pa.table(cols)
-            if writer is None:
-                writer = pq.ParquetWriter(out / f"{name}.parquet", table.schema)
-            writer.write_table(table)
+            n_req = min(block, n_req_total - written)
+            out.add(pa.table(world.rows(rng, n_req, cand, request)))
             request += n_req
             written += n_req
-            done += n_req * cand
-            if progress and (tty or time.time() - shown >= 5 or done >= rows):
-                # one line each when logs are a file (job logs), rewritten in a terminal
-                shown = time.time()
-                print(("\r" if tty else "") + f"[synthetic] {done:,}/{rows:,} rows "
-                      f"({time.time() - t0:.1f} s)", end="" if tty else "\n",
-                      file=sys.stderr, flush=True)
-        writer.close()
+            bar.add(n_req * cand)
+        out.close()
         splits[name] = {"file": f"{name}.parquet", "rows": n_req_total * cand}
-    if progress and tty:
+    if progress and bar.tty:
         print(file=sys.stderr)
     meta = {
         "name": f"synthetic-{fingerprint(params)}",
@@ -275,22 +324,37 @@ def generate(out_dir, progress: bool = True, **params) -> Path:
                    "users": n_users, "items": n_items},
         "truth": world.truth(),
     }
-    (out / "meta.yaml").write_text(yaml.dump(meta, Dumper=_NoAliasDumper, sort_keys=False))
-    return out
+    store.write_text("meta.yaml", yaml.dump(meta, Dumper=_NoAliasDumper, sort_keys=False))
+    return store.local_path if store.local else store.uri
+
+
+def _flag_names(message: str) -> str:
+    """A parameter error as the command line's flags name it (data.chunk_rows -> --chunk-rows)."""
+    flags = {"positive_rates": "rates"}
+    return re.sub(r"^data\.(\w+)",
+                  lambda m: "--" + flags.get(m[1], m[1]).replace("_", "-"), message)
 
 
 def main(argv=None) -> int:
+    d = defaults()
     ap = argparse.ArgumentParser(prog="python -m trainables.data.synthetic",
-                                 description="Write a seeded synthetic ME dataset.")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--rows", type=int, default=defaults()["rows"])
-    ap.add_argument("--objectives", default=",".join(defaults()["objectives"]),
+                                 description="Write a seeded synthetic ME dataset (any size, "
+                                             "in flat memory) to a folder or a storage URI.")
+    ap.add_argument("--out", required=True,
+                    help="output folder or URI (s3://bucket/path, gs://..., file:///...)")
+    ap.add_argument("--rows", type=int, default=d["rows"], help=f"default {d['rows']:,}")
+    ap.add_argument("--objectives", default=",".join(d["objectives"]),
                     help=f"comma-separated; built-in: {', '.join(KNOWN)} (others get random "
                          f"loadings)")
     ap.add_argument("--rates", default="", help="e.g. buy=1e-4,follow=1e-5")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--candidates", type=int, default=defaults()["candidates"])
-    ap.add_argument("--chunk-rows", type=int, default=defaults()["chunk_rows"])
+    ap.add_argument("--candidates", type=int, default=d["candidates"])
+    ap.add_argument("--users", type=int, default=None, help="default: from rows (capped)")
+    ap.add_argument("--items", type=int, default=None, help="default: from rows (capped)")
+    ap.add_argument("--chunk-rows", type=int, default=d["chunk_rows"],
+                    help=f"rows per Parquet row group (default {d['chunk_rows']:,}); "
+                         f"the data do not depend on it")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
     a = ap.parse_args(argv)
     rates = {}
     for part in filter(None, a.rates.split(",")):
@@ -298,14 +362,24 @@ def main(argv=None) -> int:
         try:
             rates[name.strip()] = float(value)
         except ValueError:
-            ap.error(f"--rates: {part!r} is not name=number")
+            print(f"error: --rates: {part!r} is not name=number", file=sys.stderr)
+            return 2
+    t0 = time.time()
     try:
-        out = generate(a.out, rows=a.rows, objectives=a.objectives.split(","), seed=a.seed,
-                       positive_rates=rates or None, candidates=a.candidates,
-                       chunk_rows=a.chunk_rows)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        out = generate(a.out, progress=not a.quiet, rows=a.rows,
+                       objectives=a.objectives.split(","), seed=a.seed,
+                       positive_rates=rates or None, candidates=a.candidates, users=a.users,
+                       items=a.items, chunk_rows=a.chunk_rows)
+    except ValueError as e:          # bad parameters, an unsupported URI (StorageError)
+        print(f"error: {_flag_names(str(e))}".splitlines()[0], file=sys.stderr)
         return 2
+    except OSError as e:             # the target refused a write (permissions, bucket, disk)
+        print(f"error: writing {a.out}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    dt = max(time.time() - t0, 1e-9)
+    if not a.quiet:
+        print(f"[synthetic] wrote {a.rows:,} rows in {dt:.1f} s ({a.rows / dt:,.0f} rows/s) "
+              f"to {out}", file=sys.stderr)
     print(out)
     return 0
 

@@ -1,6 +1,7 @@
 """The synthetic generator's parameters: defaults, bounds and checks, and the cache key.
 
     defaults()              # every parameter and its default (a data config overrides them)
+    population(p)           # (users, items) of checked parameters: given, or from rows (capped)
     fingerprint(params)     # the checked parameters' hash: the generated dataset's cache key
     check_classes(params)   # every split expects both classes of every objective
     min_rows(params)        # the fewest rows for which it does
@@ -18,12 +19,18 @@ import numpy as np
 from ..yaml_safe import short as _short
 
 # Bounds of the generator's parameters. MIN_ROWS keeps every split a few requests long;
-# MAX_ROWS keeps the world's user/item tables (sized from rows) in memory.
+# MAX_ROWS is what a trial's loader is meant to hold (the generator itself writes any
+# size in flat memory); MAX_IDS bounds an explicit population (its tables are in memory).
 MIN_ROWS = 1_000
 MAX_ROWS = 100_000_000
 MAX_IDS = 10_000_000
 MIN_EXPECTED_CLASS = 3
 MAX_OBJECTIVES = 32
+# Automatic population (users, items: null): (floor, rows per id, cap). The sizes grow
+# with rows up to their size at 10^7 rows, then stay: larger datasets reuse a population
+# of that size, so the generator's memory does not grow with rows.
+AUTO_USERS = (200, 40, 250_000)
+AUTO_ITEMS = (500, 10, 1_000_000)
 
 
 def defaults() -> dict:
@@ -86,6 +93,22 @@ def _check(params: dict) -> dict:
     return p
 
 
+def _auto(rows: int, rule: tuple[int, int, int]) -> int:
+    floor, per, cap = rule
+    return min(cap, max(floor, rows // per))
+
+
+def population(p: dict) -> tuple[int, int]:
+    """(users, items) of checked parameters: as given, or sized from rows (capped)."""
+    return (p["users"] or _auto(p["rows"], AUTO_USERS),
+            p["items"] or _auto(p["rows"], AUTO_ITEMS))
+
+
+def _capped(p: dict) -> bool:
+    return any(p[key] is None and p["rows"] // rule[1] > rule[2]
+               for key, rule in (("users", AUTO_USERS), ("items", AUTO_ITEMS)))
+
+
 def _split_rows(p: dict) -> dict[str, int]:
     """The rows each split gets (whole requests of ``candidates`` rows), as generate writes."""
     fr = np.asarray(p["split_fractions"], dtype=np.float64)
@@ -132,5 +155,7 @@ def check_classes(params: dict) -> None:
 def fingerprint(params: dict) -> str:
     """A short hash of the resolved parameters: the cache key of a generated dataset."""
     p = _check(params)
-    p.pop("chunk_rows")
+    p.pop("chunk_rows")          # row groups only: the data do not depend on it
+    if _capped(p):               # a capped population: not what this key once generated
+        p["population"] = list(population(p))
     return hashlib.sha1(json.dumps(p, sort_keys=True).encode()).hexdigest()[:12]
