@@ -11,6 +11,8 @@ input and the reference point.
     hypervolume(F, ref, maximize=True) -> the volume dominated by F and bounded by ref;
         rows that do not strictly beat ref in every objective add nothing.
     hypervolume_curve(F, ref, trials=None) -> hypervolume as rows (or whole trials) enter.
+    hypervolume_contributions(F, ref, maximize=True) -> each frontier row's exclusive
+        contribution: HV(frontier) - HV(frontier without it); 0 off it and for duplicates.
 """
 from __future__ import annotations
 
@@ -56,14 +58,19 @@ def _hv_min(G: np.ndarray, ref: np.ndarray) -> float:
     return float(HV(ref_point=ref)(G))
 
 
+def _ref(ref, m: int) -> np.ndarray:
+    ref = np.asarray(ref, dtype=np.float64).reshape(-1)
+    if ref.shape[0] != m:
+        raise ValueError(f"ref has {ref.shape[0]} values for {m} objectives")
+    if not np.isfinite(ref).all():
+        raise ValueError(f"ref must be finite, got {ref.tolist()}")
+    return ref
+
+
 def hypervolume(F, ref, maximize=True) -> float:
     """Dominated hypervolume of ``F`` relative to the reference point ``ref``."""
     F = _as_matrix(F)
-    ref = np.asarray(ref, dtype=np.float64).reshape(-1)
-    if ref.shape[0] != F.shape[1]:
-        raise ValueError(f"ref has {ref.shape[0]} values for {F.shape[1]} objectives")
-    if not np.isfinite(ref).all():
-        raise ValueError(f"ref must be finite, got {ref.tolist()}")
+    ref = _ref(ref, F.shape[1])
     F = F[np.isfinite(F).all(axis=1)]
     if len(F) == 0:
         return 0.0
@@ -113,3 +120,30 @@ def hypervolume_curve(F, ref, maximize=True, trials=None) -> np.ndarray:
         taken += rows
         out.append(hypervolume(F[taken], ref, maximize))
     return np.array(out, dtype=np.float64)
+
+
+def hypervolume_contributions(F, ref, maximize=True) -> np.ndarray:
+    """Each frontier row's exclusive hypervolume contribution: the hypervolume of the
+    frontier minus that of the frontier without the row, i.e. the volume no other frontier
+    point dominates (pymoo's HV, once per frontier row; moocore's ``hv_contributions``
+    with ``ignore_dominated=True``). Dominated rows contribute 0 and are left out of both
+    volumes; so are the copies of a repeated frontier point (each copy covers the other's
+    box) and a row that does not strictly beat ``ref`` everywhere (with the default
+    reference, the worst value per objective: a frontier row worst on some objective).
+    NaN for rows with a non-finite value."""
+    F = _as_matrix(F)
+    ref = _ref(ref, F.shape[1])
+    out = np.full(len(F), np.nan)
+    finite = np.isfinite(F).all(axis=1)
+    out[finite] = 0.0
+    front = pareto_front(F, maximize)
+    if front.size == 0:
+        return out
+    G = _minimized(F[front], maximize)
+    r = _minimized(ref[None, :], maximize)[0]
+    _, inverse, counts = np.unique(G, axis=0, return_inverse=True, return_counts=True)
+    total = _hv_min(G, r)
+    for j, i in enumerate(front):
+        if counts[inverse.reshape(-1)[j]] == 1:    # a duplicate's twin still covers its box
+            out[i] = max(total - _hv_min(np.delete(G, j, axis=0), r), 0.0)
+    return out

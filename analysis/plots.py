@@ -1,8 +1,10 @@
 """PNG plots of a search's per-objective AUCs (docs/DESIGN.md, "Analysis").
 
-    plot_tradeoffs(F, objectives, groups, front, path)  one panel per pair of objectives, like
-        HarmonRank Fig. 3: trials coloured by group (method), one line per group through its
-        2-D non-dominated points, the global frontier circled
+    plot_tradeoffs(F, objectives, groups, front, path, se=None, within=None)  one panel per
+        pair of objectives, like HarmonRank Fig. 3: trials coloured by group (method), one
+        line per group through its 2-D non-dominated points, the global frontier circled;
+        with ``se`` (n, m AUC standard errors) ±SE error bars on both axes, with ``within``
+        (per row True/False/None) the rows within noise of the frontier ringed dashed
     plot_parallel(F, objectives, front, path)           parallel coordinates of the frontier
     plot_hypervolume(values, path, series=...)          hypervolume over trials (or time)
 
@@ -54,8 +56,25 @@ def _inputs(F, front):
     return F, ok, front[ok[front]]
 
 
-def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None) -> Figure:
+def _error_bars(ax, x, y, xerr, yerr, rows, colour) -> None:
+    """±SE bars (no markers: the scatter draws the points) on the rows whose SEs are known;
+    the panel's first set names them in the legend."""
+    first = not ax.containers
+    known = np.isfinite(yerr[rows]) & (True if xerr is None else np.isfinite(xerr[rows]))
+    rows = rows[known]
+    if len(rows):
+        ax.errorbar(x[rows], y[rows], yerr=yerr[rows],
+                    xerr=None if xerr is None else xerr[rows], fmt="none", ecolor=colour,
+                    elinewidth=0.7, alpha=0.45, capsize=0,
+                    label="±1 SE (Hanley-McNeil)" if first else "_nolegend_")
+
+
+def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None, se=None,
+                      within=None) -> Figure:
     F, ok, front = _inputs(F, front)
+    S = None if se is None else _as_matrix(se)
+    if S is not None and S.shape != F.shape:
+        raise ValueError(f"se has shape {S.shape}, F has {F.shape}: one SE per AUC")
     n, m = F.shape
     groups = np.array(["trials"] * n if groups is None else [str(g) for g in groups])
     names = list(dict.fromkeys(groups[ok]))            # in order of first appearance
@@ -70,12 +89,19 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None) -> 
         for g in names:
             rows = np.flatnonzero(ok & (groups == g))
             ax.scatter(x[rows], y[rows], s=12, color=colour[g], alpha=0.6, label=g)
+            if S is not None:
+                _error_bars(ax, x, y, None if a is None else S[:, a], S[:, b], rows, colour[g])
             if a is not None:                          # the group's own 2-D trade-off curve
                 best = rows[pareto_front(F[rows][:, [a, b]])]
                 best = best[np.argsort(x[best], kind="stable")]
                 ax.plot(x[best], y[best], color=colour[g], lw=1.3)
         ax.scatter(x[front], y[front], s=55, facecolors="none", edgecolors="black", lw=1.1,
                    label="Pareto frontier (all objectives)")
+        if within is not None:
+            near = np.flatnonzero(ok & np.array([v is True or v is np.True_ for v in within]))
+            near = np.setdiff1d(near, front)
+            ax.scatter(x[near], y[near], s=55, facecolors="none", edgecolors="0.35", lw=0.9,
+                       linestyles="--", label="within noise of the frontier")
         if labels is not None and len(front) <= 20:
             for i in front:
                 ax.annotate(str(labels[i]), (x[i], y[i]), fontsize=6, xytext=(3, 3),
@@ -93,9 +119,11 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None) -> 
     return fig
 
 
-def plot_tradeoffs(F, objectives, groups, front, path, labels=None, title=None) -> Path:
+def plot_tradeoffs(F, objectives, groups, front, path, labels=None, title=None, se=None,
+                   within=None) -> Path:
     """Pairwise trade-off panels (m(m-1)/2 of them; one AUC-vs-row panel when m = 1)."""
-    return save(_tradeoffs_figure(F, objectives, groups, front, labels, title), path)
+    return save(_tradeoffs_figure(F, objectives, groups, front, labels, title, se, within),
+                path)
 
 
 def _parallel_figure(F, objectives, front, labels=None, groups=None) -> Figure:

@@ -92,3 +92,49 @@ def test_hypervolume_curve_counts_a_population_trials_members_together_when_aske
     assert apart[0] == pytest.approx(hypervolume([F[0], F[2]], ref))
     with pytest.raises(ValueError, match="3 keys for 4 rows"):
         hypervolume_curve(F, ref, trials=["a", "b", "c"])
+
+
+def _brute_contributions(F, ref):
+    """Leave-one-out over the brute-force frontier, with the brute-force hypervolume."""
+    front = _brute_front(F)
+    out = np.where(np.isfinite(F).all(axis=1), 0.0, np.nan)
+    total = _brute_hv(F[front], ref)
+    for i in front:
+        out[i] = total - _brute_hv(F[[j for j in front if j != i]], ref)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("m", [2, 3])
+def test_hypervolume_contributions_equal_leave_one_out(seed, m):
+    import moocore
+    from analysis.frontier import hypervolume_contributions
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 16))
+    F = np.round(rng.uniform(0.5, 0.9, (n, m)), 2)
+    if n > 3:
+        F[1] = F[0]                                    # a duplicate: each copy adds 0
+        F[2, 1] = np.nan
+    ref = np.full(m, 0.5)
+    got = hypervolume_contributions(F, ref)
+    np.testing.assert_allclose(got, _brute_contributions(F, ref), atol=1e-12)
+    ok = np.isfinite(F).all(axis=1)                    # moocore's own exclusive contributions
+    np.testing.assert_allclose(got[ok], moocore.hv_contributions(F[ok], ref, maximise=True),
+                               atol=1e-12)
+    front = pareto_front(F)                            # and pymoo's HV, leave one out
+    loo = [hypervolume(F[front], ref) - hypervolume(np.delete(F[front], j, 0), ref)
+           for j in range(len(front))]
+    np.testing.assert_allclose(got[front], loo, atol=1e-12)
+    assert got[ok].sum() <= hypervolume(F, ref) + 1e-12
+
+
+def test_hypervolume_contributions_edge_cases():
+    from analysis.frontier import hypervolume_contributions
+    assert hypervolume_contributions(np.zeros((0, 2)), [0.5, 0.5]).shape == (0,)
+    np.testing.assert_array_equal(hypervolume_contributions([[np.nan, 0.7]], [0.5, 0.5]),
+                                  [np.nan])
+    # a frontier point on the reference (the worst value of one objective) adds nothing
+    np.testing.assert_allclose(hypervolume_contributions([[0.9, 0.5], [0.6, 0.8]], [0.5, 0.5]),
+                               [0.0, 0.1 * 0.3])
+    with pytest.raises(ValueError, match="2 objectives"):
+        hypervolume_contributions([[0.6, 0.6]], [0.5])

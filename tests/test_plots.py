@@ -141,3 +141,49 @@ def test_hypervolume_plots(tmp_path):
     _assert_png(plot_hypervolume(hv, tmp_path / "hv_both.png", series={"pe_ltr": hv[:10]}))
     with pytest.raises(ValueError, match="nothing to plot"):
         plot_hypervolume(None, tmp_path / "none.png")
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_tradeoffs_draw_se_error_bars_and_ring_the_points_within_noise(m, tmp_path):
+    import itertools
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import ErrorbarContainer
+    F, objectives, groups, _ = _results(m)
+    rng = np.random.default_rng(3)
+    S = rng.uniform(0.002, 0.01, F.shape)
+    S[7] = np.nan                                  # SE unknown: that point gets no bars
+    front = pareto_front(F)
+    near = [i for i in range(len(F)) if np.isfinite(F[i]).all() and i not in front][:4]
+    within = [True if i in near or i in front else (None if i == 9 else False)
+              for i in range(len(F))]
+    fig = _tradeoffs_figure(F, objectives, groups, front, se=S, within=within)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    drawn = np.isfinite(F).all(axis=1) & np.isfinite(S).all(axis=1)
+    g = np.array(groups)
+    for ax, (a, b) in zip(panels, list(itertools.combinations(range(m), 2)) or [(None, 0)]):
+        x = np.arange(len(F), dtype=float) if a is None else F[:, a]
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert len(bars) == len(GROUPS)            # one set of bars per group, its colour
+        for c, name in zip(bars, GROUPS):
+            rows = np.flatnonzero(drawn & (g == name))
+            assert c.has_yerr and c.has_xerr == (a is not None)
+            ycol = c.lines[2][-1]                  # the y bars: one segment per point
+            want = [((x[i], F[i, b] - S[i, b]), (x[i], F[i, b] + S[i, b])) for i in rows]
+            got = [tuple(map(tuple, seg)) for seg in ycol.get_segments()]
+            np.testing.assert_allclose(np.array(got), np.array(want), rtol=0, atol=1e-12)
+            if a is not None:
+                xcol = c.lines[2][0]
+                want = [((x[i] - S[i, a], F[i, b]), (x[i] + S[i, a], F[i, b])) for i in rows]
+                np.testing.assert_allclose(np.array(xcol.get_segments()), np.array(want),
+                                           atol=1e-12)
+        (ring,) = [c for c in ax.collections if isinstance(c, PathCollection)
+                   and c.get_label() == "within noise of the frontier"]
+        y = F[:, b]
+        assert _rows(ring.get_offsets()) == _rows(np.c_[x[near], y[near]])
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "within noise of the frontier" in texts and "±1 SE (Hanley-McNeil)" in texts
+    assert texts[:3] == GROUPS
+    _assert_png(plot_tradeoffs(F, objectives, groups, front, tmp_path / "t.png", se=S,
+                               within=within))
+    with pytest.raises(ValueError, match="one SE per AUC"):
+        _tradeoffs_figure(F, objectives, groups, front, se=S[:, :1] if m > 1 else S[:3])

@@ -18,14 +18,10 @@ def mean_std(values) -> tuple[float, float]:
 def auc_se(auc: float, positives: int, negatives: int) -> float:
     """Standard error of an AUC measured on ``positives`` x ``negatives`` rows (Hanley and
     McNeil's formula). It is the noise of the test set itself, which more seeds do not
-    reduce: an objective with a dozen test positives cannot tell 0.70 from 0.75."""
-    if positives < 1 or negatives < 1 or not np.isfinite(auc):
-        return math.nan
-    a = float(auc)
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (positives - 1) * (q1 - a * a)
-           + (negatives - 1) * (q2 - a * a)) / (positives * negatives)
-    return math.sqrt(max(var, 0.0))
+    reduce: an objective with a dozen test positives cannot tell 0.70 from 0.75. One
+    formula for the report and the frontier: :func:`analysis.noise.auc_se`."""
+    from analysis.noise import auc_se as se
+    return float(se(auc, positives, negatives))
 
 
 def pearson(x, y) -> tuple[float, float]:
