@@ -1,6 +1,8 @@
 """python -m analysis frontier EXPERIMENT [--use final|best] [--baseline TRIAL | --ref A,B,..]
+                                         [--noise-z Z]
 python -m analysis pick EXPERIMENT --rule fair|knee|constraint|weights|ideal [...]
 python -m analysis rerun EXPERIMENT --point TRIAL_ID|RULE --seeds N [--epochs E]
+python -m analysis export EXPERIMENT --point TRIAL_ID|RULE [--out DIR]
 python -m analysis report EXPERIMENT (--data ME_DATASET | --logs DIR --train-days A:B
                                       --score-days C:D) [--seeds 0,1,2] [--docs DIR]
 
@@ -42,6 +44,8 @@ def cmd_frontier(a) -> int:
     from .plots import plot_hypervolume, plot_parallel, plot_tradeoffs
     from .summary import print_summary
     from .results import auc_matrix
+    from .frontier import worst_point
+    from .noise import add_noise
     df, objectives, meta = _load(a.experiment)
     exp = Path(a.experiment)
     F = auc_matrix(df, objectives, a.use)
@@ -54,6 +58,9 @@ def cmd_frontier(a) -> int:
     elif a.ref:
         ref = np.array([float(v) for v in a.ref.split(",")])
         ref_label = "given point"
+    if ref is None and np.isfinite(F).all(axis=1).any():
+        ref = worst_point(F)
+    df, _ = add_noise(df, objectives, F, ref, a.noise_z, exp)    # se/<obj>, within_noise, ...
     columns = [c.strip() for c in (a.columns or "").split(",") if c.strip()]
     info = print_summary(df, objectives, a.uri, which=a.use, ref=ref, ref_label=ref_label,
                          columns=columns)
@@ -64,12 +71,15 @@ def cmd_frontier(a) -> int:
         out / "results.csv", index=False)
     df.to_parquet(out / "results.parquet", index=False) if _has_pyarrow() else None
     df.iloc[front].to_csv(out / "frontier.csv", index=False)
+    _write_frontier_json(out / "frontier.json", df, objectives, info, a, ref_label)
     pngs = []
     if len(front):
         labels = df["trial_id"].astype(str).tolist()
         groups = df["group"].astype(str).tolist()
+        se = df[[f"se/{o}" for o in objectives]].to_numpy(dtype=float)
         pngs.append(plot_tradeoffs(F, objectives, groups, front, out / "tradeoffs.png",
-                                   labels=labels, title=_title(a.uri)))
+                                   labels=labels, title=_title(a.uri), se=se,
+                                   within=df["within_noise"].to_numpy(dtype=object)))
         pngs.append(plot_parallel(F, objectives, front, out / "parallel.png", labels=labels,
                                   groups=groups))
         order = np.argsort(df["finished_at"].to_numpy(dtype=float), kind="stable")
@@ -77,7 +87,7 @@ def cmd_frontier(a) -> int:
         curve = hypervolume_curve(F[order], info["ref"], trials=None)
         pngs.append(plot_hypervolume(curve, out / "hypervolume.png", title=_title(a.uri)))
     print(f"  plots: {', '.join(str(p) for p in pngs) or 'none (no finished trial)'}")
-    print(f"  tables: {out / 'results.csv'}, {out / 'frontier.csv'}")
+    print(f"  tables: {out / 'results.csv'}, {out / 'frontier.csv'}, {out / 'frontier.json'}")
     wb = (meta.get("tracking") or {}).get("wandb") or {}
     mode = a.wandb or wb.get("mode", "offline")
     if len(front) and mode != "disabled":
@@ -88,6 +98,27 @@ def cmd_frontier(a) -> int:
         print(f"  W&B frontier run ({mode}): {folder}" +
               ("  (upload with: wandb sync " + str(folder) + ")" if mode == "offline" else ""))
     return 0
+
+
+def _write_frontier_json(path, df, objectives, info, a, ref_label) -> None:
+    """The frontier and the rows within noise of it, with the reference point, the
+    hypervolume and how the noise was measured (docs/DESIGN.md, "Frontier noise")."""
+    import json
+    front = set(np.asarray(info["front"]).tolist())
+    near = df["within_noise"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    rows = [i for i in range(len(df)) if i in front or near[i]]
+    cols = ["trial_id", "group"] + [c for c in df.columns if c.split("/", 1)[0] in
+                                    ("auc", "best", "se", "n_pos", "n_neg", "pref")] + \
+        ["within_noise", "hv_contribution"]
+    points = json.loads(df.iloc[rows][cols].assign(
+        on_frontier=[i in front for i in rows]).to_json(orient="records"))
+    ref = info["ref"]
+    path.write_text(json.dumps({
+        "experiment": str(a.uri), "objectives": list(objectives), "use": a.use,
+        "reference": {"point": None if ref is None else np.asarray(ref).tolist(),
+                      "label": ref_label},
+        "hypervolume": info["hypervolume"] if np.isfinite(info["hypervolume"]) else None,
+        "noise": df.attrs.get("noise"), "points": points}, indent=1))
 
 
 def _title(uri: str) -> str:
@@ -124,14 +155,31 @@ def cmd_pick(a) -> int:
     sel = _pick(df, objectives, a)
     row = df.iloc[sel.index]
     cfg = row_config(row)
-    print(f"picked {row['trial_id']} ({row['group']}) by rule {sel.rule}: {sel.reason}")
+    from .export import preference_text          # a conditioned trial's grid point
+    reason = "; ".join(filter(None, [sel.reason, preference_text(row, objectives)]))
+    print(f"picked {row['trial_id']} ({row['group']}) by rule {sel.rule}: {reason}")
     print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
     out = Path(a.experiment) / "analysis"
     out.mkdir(exist_ok=True)
     (out / f"pick-{sel.rule}.yaml").write_text(
-        f"# trial {row['trial_id']}, rule {sel.rule}: {sel.reason}\n" +
+        f"# trial {row['trial_id']}, rule {sel.rule}: {reason}\n" +
         yaml.safe_dump(cfg, sort_keys=False))
     print(f"saved: {out / f'pick-{sel.rule}.yaml'}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    """A frontier point's model (a grid point's with its preference) as a folder to serve."""
+    from .export import describe, export_point
+    from .pick import SELECTORS
+    from .results import trial_row
+    df, objectives, _ = _load(a.experiment)
+    if a.point in SELECTORS:            # the row `pick --rule` would choose, same options
+        a.rule = a.point
+        i = _pick(df, objectives, a).index
+    else:
+        i = trial_row(df, a.point)
+    print(describe(export_point(df, i, a.out)))
     return 0
 
 
@@ -194,6 +242,10 @@ def main(argv=None) -> int:
     f.add_argument("--columns", help="extra columns in the table, comma-separated: node, host "
                                      "(where each trial ran), epochs, time_s, or any results "
                                      "column such as config/optim.lr")
+    f.add_argument("--noise-z", type=float, default=1.0, metavar="Z",
+                   help="a trial is within noise of the frontier unless another beats it on "
+                        "every objective by more than Z standard errors of the AUC difference "
+                        "(default 1; Hanley-McNeil SEs from the validation label counts)")
     f.add_argument("--wandb", choices=["offline", "online", "disabled"],
                    help="log the frontier to W&B (default: the experiment's tracking mode)")
     from .pick import SELECTORS
@@ -216,14 +268,22 @@ def main(argv=None) -> int:
     r.add_argument("--address", help="a running Ray cluster ('auto' or HOST:PORT); default: "
                                      "a private local Ray, as search run")
     r.add_argument("--num-cpus", type=int, help="CPUs of the local Ray")
+    e = sub.add_parser("export", help="write a frontier point's model (and preference) to serve")
+    common(e)
+    e.add_argument("--point", required=True, help="a trial id (a grid point <trial>.p<i>, a "
+                                                   "member <trial>.m<i>), or a rule name")
+    e.add_argument("--out", help="the folder to write (default <experiment>/export-<point>)")
+    e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    e.add_argument("--floors")
+    e.add_argument("--weights")
     from .report_cli import add_report_parser, cmd_report
     add_report_parser(sub)
     a = ap.parse_args(argv)
     try:
         local, remote = _locate(a)
         code = {"frontier": cmd_frontier, "pick": cmd_pick, "rerun": cmd_rerun,
-                "report": cmd_report}[a.cmd](a)
-        if remote is not None and a.cmd != "rerun":     # rerun writes through the storage
+                "report": cmd_report, "export": cmd_export}[a.cmd](a)
+        if remote is not None and a.cmd not in ("rerun", "export"):   # rerun: the storage
             from .location import publish
             publish(local, remote, "analysis", "wandb", *(p.name for p in Path(local).glob("report*")))
             print(f"  uploaded to {remote.uri}/analysis")

@@ -4,6 +4,9 @@ Columns: ``trial_id``, ``status`` (TERMINATED, ERROR, RUNNING, PENDING, ...), ``
 (the last line of the trial's error, if any), ``group`` (model family + loss kind),
 ``member`` (-1, or the member index: a population trial gives one row per member, with
 trial id ``<trial>.m<i>``, its own metrics, config and, if it diverged, error),
+``point`` (-1, or the grid point: a conditioned trial, trainables.conditioned, gives one
+row per point of its preference grid, trial id ``<trial>.p<i>``, with its metrics and its
+preference as ``pref/<obj>``, also its ``weight/<obj>``),
 ``epochs``, ``time_s``, ``finished_at``, ``node`` / ``host`` (the Ray node id, first 12
 characters, and host name the trial last ran on); per objective ``auc/<obj>`` (last reported
 epoch), ``best/auc/<obj>`` (best epoch), ``gauc/<obj>``, ``weight/<obj>``; ``auc_sum``
@@ -111,13 +114,43 @@ def trial_config(tdir: Path) -> dict:
 
 
 def row_config(row) -> dict:
-    """The training config of one results row: the trial's, or its member's."""
+    """The training config of one results row: the trial's, or its member's; a grid
+    point's is its conditioned trial's with ``conditioning.at`` set to the point's
+    preference (a rerun then reports that preference's AUCs)."""
     cfg = trial_config(row["dir"])
+    point = row.get("point", -1)
+    if isinstance(cfg.get("conditioning"), dict) and _index(point) >= 0:
+        pref = {k[5:]: float(row[k]) for k in row.keys()
+                if str(k).startswith("pref/") and math.isfinite(float(row[k]))}
+        return {**cfg, "conditioning": {**cfg["conditioning"], "at": pref}}
     member = row.get("member", -1)
     if isinstance(cfg.get("population"), list) and member is not None and int(member) >= 0:
         from trainables.population import member_configs
         return member_configs(cfg)[int(member)]
     return cfg
+
+
+def _index(v) -> int:
+    """A member/point column value as an int (-1 when missing or NaN)."""
+    try:
+        return int(v) if v is not None and math.isfinite(float(v)) else -1
+    except (TypeError, ValueError):
+        return -1
+
+
+def _point_rows(row: dict, res: list[dict], objectives, cfg: dict) -> list[dict]:
+    """One row per grid point of a conditioned trial (``<trial>.p<i>``): its metrics
+    (``p<i>/...``), its preference as ``pref/<obj>`` and ``weight/<obj>``."""
+    last = res[-1]
+    flat = {f"config/{k}": v for k, v in _flatten(cfg).items()}
+    out = []
+    for i in range(int(last["points"])):
+        pref = {o: last.get(f"p{i}/pref/{o}", math.nan) for o in objectives}
+        out.append({**row, "trial_id": f"{row['trial_id']}.p{i}", "member": -1, "point": i,
+                    **_metrics(res, objectives, f"p{i}/"),
+                    **{f"weight/{o}": v for o, v in pref.items()},
+                    **{f"pref/{o}": v for o, v in pref.items()}, **flat})
+    return out
 
 
 def load_results(experiment_dir) -> pd.DataFrame:
@@ -151,9 +184,12 @@ def load_results(experiment_dir) -> pd.DataFrame:
                "group": f"{cfg.get('model', {}).get('family', '?')}+"
                         f"{cfg.get('loss', {}).get('kind', '?')}",
                "epochs": last.get("epoch", 0), "time_s": last.get("time_total_s", math.nan),
-               "finished_at": last.get("timestamp", math.nan), "dir": str(tdir)}
+               "finished_at": last.get("timestamp", math.nan), "dir": str(tdir), "point": -1}
         if "checkpoint_path" in last:
             row["checkpoint_path"] = last["checkpoint_path"]
+        if isinstance(cfg.get("conditioning"), dict) and last.get("points"):
+            rows.extend(_point_rows(row, res, objectives, cfg))   # one row per grid point
+            continue
         if not isinstance(cfg.get("population"), list):
             rows.append({**row, "member": -1, **_metrics(res, objectives),
                          **{f"config/{k}": v for k, v in _flatten(cfg).items()}})

@@ -1,7 +1,7 @@
 """The ``paretune`` command: one front door to the two command-line tools.
 
     paretune run|resume|submit|jobs|logs|stop|rerun ...   = python -m search ...
-    paretune frontier|pick|report ...                     = python -m analysis ...
+    paretune frontier|pick|export|report ...              = python -m analysis ...
 
 The verb picks the tool and everything after it goes through unchanged, so each verb's
 options, help and exit codes are exactly those of its tool (``paretune run --help`` is
@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "rerun": ("search", "retrain a chosen trial with several seeds"),
     "frontier": ("analysis", "non-dominated trials, hypervolume, plots, tables"),
     "pick": ("analysis", "choose one frontier trial by a rule, with the reason"),
+    "export": ("analysis", "write a frontier point's model and preference to serve"),
     "report": ("analysis", "fidelity report: the HarmonRank paper's tables re-measured"),
 }
 

@@ -21,7 +21,7 @@ def test_help_lists_every_verb_under_its_tool(capsys):
         part = search_part if tool == "search" else analysis_part
         assert re.search(rf"^  {verb} +{re.escape(what)}$", part, re.M), verb
     assert set(cli.VERBS) == {"run", "resume", "submit", "jobs", "logs", "stop", "rerun",
-                              "frontier", "pick", "report"}
+                              "frontier", "pick", "export", "report"}
 
 
 @pytest.mark.parametrize("argv,said", [([], "a verb is required"),

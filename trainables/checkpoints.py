@@ -84,12 +84,20 @@ def _save_checkpoint(folder, payload: dict) -> None:
 
 
 def load_model(checkpoint_dir, device="cpu"):
-    """Rebuild the model of a checkpoint folder; returns (model, payload)."""
+    """Rebuild the model of a checkpoint folder; returns (model, payload). A conditioned
+    trial's model is a :class:`~trainables.models.ConditionedModel`: score it with
+    ``model.score(scores, cat, num, w)``."""
     payload = _load_checkpoint(checkpoint_dir)
     cfg = payload["config"]
     f = payload["features"]
     features = FeatureSpec(tuple(f["categorical"].items()), tuple(f["numeric"]))
     model_cfg = {k: v for k, v in cfg["model"].items() if k != "family"}
-    model = build_model(cfg["model"]["family"], len(payload["objectives"]), features, model_cfg)
+    if cfg.get("conditioning") is not None:    # model.score(scores, cat, num, w)
+        from .models import ConditionedModel
+        model = ConditionedModel(cfg["model"]["family"], len(payload["objectives"]), features,
+                                 model_cfg)
+    else:
+        model = build_model(cfg["model"]["family"], len(payload["objectives"]), features,
+                            model_cfg)
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), payload

@@ -8,6 +8,7 @@ A config is a plain dict (what a space file's sampled trial looks like):
     weighting: {kind: static, weights: {buy: 0.5, ...}}
     optim:     {lr: 0.001, batch_size: 10240, epochs: 5, ...}   # OPTIM_DEFAULTS
     run:       {device: auto, seed: 0, ...}                      # RUN_DEFAULTS
+    conditioning: {alpha: 1.0, per_batch: 4, ...}   # optional; trainables.conditioned
 
 :func:`resolve_config` fills every default and rejects unknown keys with a message
 naming the key path and the allowed keys. Every optim/run key has a declared type and
@@ -85,7 +86,7 @@ OPTION_SPECS = {
 }
 # Sections a space file has that the training loop does not use.
 SPACE_ONLY = {"name", "search", "scheduler", "resources", "tracking"}
-SECTIONS = {"data", "model", "loss", "weighting", "optim", "run", "population"}
+SECTIONS = {"data", "model", "loss", "weighting", "optim", "run", "population", "conditioning"}
 
 
 def _int(v) -> bool:
@@ -155,6 +156,7 @@ def resolve_config(config: dict) -> dict:
     for s in SPACE_ONLY:
         cfg.pop(s, None)
     population = cfg.pop("population", None)
+    conditioning = cfg.pop("conditioning", None)
     if "data" not in cfg:
         raise ValueError("config needs a 'data' section ({path: ...} or {source: synthetic})")
     out = {"data": _strict("data", cfg["data"], data_params(cfg["data"]))}
@@ -177,9 +179,24 @@ def resolve_config(config: dict) -> dict:
     for section in OPTION_SPECS:
         for key, value in out[section].items():
             check_option(section, key, value)
+    if conditioning is not None:
+        out["conditioning"] = _resolve_conditioning(out, conditioning, population)
     if population is not None:
         out["population"] = _resolve_population(cfg, population)
     return out
+
+
+def _resolve_conditioning(out: dict, given, population) -> dict:
+    """The ``conditioning`` section (trainables.conditioned owns its keys and defaults);
+    a conditioned trial takes no weighting of its own and is not a population."""
+    from .conditioned import check_conditioning, check_weighting, conditioning_params
+    section = _strict("conditioning", given, conditioning_params())
+    check_conditioning(section, out["data"].get("objectives"))
+    check_weighting(out["weighting"])
+    if population is not None:
+        raise ValueError("a config with both conditioning and population: a conditioned "
+                         "trial trains one model for every preference; remove one of them")
+    return section
 
 
 def _resolve_population(base: dict, population) -> list[dict]:

@@ -7,6 +7,8 @@ per-epoch loss sums, what a NaN/inf loss does (a single model stops the run with
 :class:`TrainingDiverged`; a population stops only that member, and the run once none is
 left), the epoch's validation metrics (a population's are ``m<i>/<metric>`` per member
 plus its best member's at the top level) and the state its checkpoint holds and resumes.
+A third trainee, one preference-conditioned model whose input includes the preference
+vector, lives in ``trainables.conditioned`` (:class:`~trainables.conditioned.Conditioned`).
 """
 from __future__ import annotations
 
@@ -50,7 +52,11 @@ class Trainee(Protocol):
 
 
 def make_trainee(cfg: dict, objectives, features, device) -> Trainee:
-    """The config's trainee: a :class:`Population` when it has a ``population`` section."""
+    """The config's trainee: a :class:`Population` when it has a ``population`` section,
+    a :class:`~trainables.conditioned.Conditioned` model when it has ``conditioning``."""
+    if cfg.get("conditioning") is not None:
+        from .conditioned import Conditioned
+        return Conditioned.build(cfg, objectives, features, device)
     members = member_configs(cfg)
     if members is None:
         return SingleModel.build(cfg, objectives, features, device)

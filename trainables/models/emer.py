@@ -29,6 +29,10 @@ fused scaled-dot-product attention) have no ``vmap`` batching rule: a population
 
 Needs the batch's request ids: ``forward(scores, cat, num, groups)``; without them the
 whole batch is taken as one request.
+
+Conditioned training (:meth:`EMER.preference_input`; docs/DESIGN.md, "Conditioned
+training"): the preference vector joins the user features P_i, so ``W_p`` projects it into
+every candidate's token and the attention over the request sees it.
 """
 from __future__ import annotations
 
@@ -75,6 +79,11 @@ class EMER(nn.Module):
         self.layers = nn.ModuleList(_EncoderLayer(d, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 1)
+
+    @classmethod
+    def preference_input(cls, params: dict) -> tuple[dict, bool]:
+        """The preference is K more user features, projected into every token."""
+        return dict(params), True
 
     def tokens(self, scores, cat, num, ranks) -> torch.Tensor:
         """(n, d_model) candidate tokens."""

@@ -5,6 +5,11 @@ prod_k (alpha_k + p_k)^{w_k} in log space (alpha_k > 0 learned, keeps log finite
 ``form="sum"``: s = sum_k w_k p_k.
 ``personalized=True`` adds a linear map of the user/context features to the weights,
 w = w_0 + W f, the simplest personalized formula.
+
+Conditioned training (:meth:`Fusion.preference_input`; docs/DESIGN.md, "Conditioned
+training"): the preference vector p joins the personalized map, w = w_0 + W [f, p] (with
+``personalized=False``: w = w_0 + W p), a learned preference-to-exponent map that starts
+at zero, so every preference begins at the shared formula.
 """
 from __future__ import annotations
 
@@ -33,6 +38,12 @@ class Fusion(nn.Module):
             self.personal = nn.Linear(self.encoder.out_dim, n_objectives)
             nn.init.zeros_(self.personal.weight)
             nn.init.zeros_(self.personal.bias)
+
+    @classmethod
+    def preference_input(cls, params: dict) -> tuple[dict, bool]:
+        """The preference enters through the personalized weights (a preference-to-exponent
+        map); the user features stay only when ``personalized`` asks for them."""
+        return {**params, "personalized": True}, bool(params["personalized"])
 
     def forward(self, scores: torch.Tensor, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         terms = torch.log(F.softplus(self.alpha_raw) + scores) if self.form == "product" \

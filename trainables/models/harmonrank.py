@@ -22,6 +22,19 @@ The parameters are exactly the paper's; the forward pass evaluates them in a che
 but equal order (products of linear maps re-associated, one matmul for gate, w2 and
 linear paths), which is most of why it trains at several hundred thousand rows/s on a
 CPU. ``tests/test_models.py`` checks it against a literal implementation.
+
+Conditioned training (:meth:`HarmonRank.preference_input`; docs/DESIGN.md, "Conditioned
+training"): the preference vector w joins the personalized features, P' = [P, w], so it
+drives the cross-attention query q_p = P' W^Q_p of eq. 14: the preference chooses which
+aligned objective tokens the fused score reads (sec. 4.2.1's "holistic intention", asked
+of the user of the model instead of learned); with ``personalized=False`` the query is a
+map of w alone. The query only reweights s1, and the preference-free gate and linear
+paths dominate the score, so on its own it barely moves the ranking (measured: the same
+AUCs at every corner of the simplex). The token of objective k is therefore also scaled
+by exp((w W_w)_k), W_w (K, K) starting at 0 (the unconditioned model at the start): a
+preference-to-token-scale map, HarmonRank's analogue of a ranking formula's exponents,
+which reaches all three paths. The model knows w is there from its feature spec
+(:func:`~trainables.models._preference.preference_count`); otherwise nothing changes.
 """
 from __future__ import annotations
 
@@ -32,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._features import FeatureEncoder, FeatureSpec
+from ._preference import preference_count
 
 NORMS = ("softmax", "sigmoid")
 
@@ -99,6 +113,19 @@ class HarmonRank(nn.Module):
             self.w3 = nn.Parameter(torch.randn(k * d) / math.sqrt(k * d))
             self.b3 = nn.Parameter(torch.zeros(()))
         self.register_buffer("_eye", torch.eye(k), persistent=False)
+        # conditioned training: the last n_pref numeric features are the preference w
+        self.n_pref = preference_count(features)
+        if self.n_pref:
+            self.w_pref = nn.Parameter(torch.zeros(self.n_pref, k))
+
+    @classmethod
+    def preference_input(cls, params: dict) -> tuple[dict, bool]:
+        """The preference joins the personalized features behind the cross-attention query
+        (or the concatenated ablation's input) and scales the objective tokens;
+        ``personalized`` says whether the user features stay next to it."""
+        if not params["relation_aware"]:      # no query: the token scale alone takes w
+            return dict(params), bool(params["personalized"])
+        return {**params, "personalized": True}, bool(params["personalized"])
 
     # -- pieces ---------------------------------------------------------------------
     def embed(self, scores: torch.Tensor) -> torch.Tensor:
@@ -163,6 +190,8 @@ class HarmonRank(nn.Module):
                 return_attention: bool = False):
         n = scores.shape[0]
         x = self.embed(scores)
+        if self.n_pref:
+            x = x * torch.exp(num[:, -self.n_pref:] @ self.w_pref)[..., None]
         s = x.new_zeros(n)
         a_r = None
         if self.relation_aware:

@@ -2,6 +2,9 @@
 
 The "multi-layer non-linear" one-step ensemble of HarmonRank Fig. 1(b); with the ``bce``
 loss it is the usual MBCE production baseline.
+
+Conditioned training (:meth:`MLP.preference_input`; docs/DESIGN.md, "Conditioned
+training"): the preference vector joins the user features in the MLP's input.
 """
 from __future__ import annotations
 
@@ -30,6 +33,11 @@ class MLP(nn.Module):
             width = h
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+
+    @classmethod
+    def preference_input(cls, params: dict) -> tuple[dict, bool]:
+        """The preference is K more input features, next to the user features."""
+        return dict(params), True
 
     def forward(self, scores: torch.Tensor, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         p = scores.clamp(1e-6, 1 - 1e-6)
