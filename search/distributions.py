@@ -11,6 +11,7 @@ only inside :func:`to_tune` / :func:`tune_domain`.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
 
@@ -178,6 +179,12 @@ def _dist(where: str, v: dict, kind: str, objectives) -> _Dist:
                             f"(each is checked before the search starts)")
         for i, opt in enumerate(args):
             _check_value(f"{where}.choice[{i}]", opt, kind)
+        seen = {}
+        for i, opt in enumerate(args):     # a repeated option would train a config twice
+            j = seen.setdefault(json.dumps(opt, sort_keys=True, default=repr), i)
+            if j != i:
+                _fail(f"{where}.choice[{i}]", opt, f"repeats choice[{j}]; choice options must "
+                      f"be distinct (a repeated option would train the same config twice)")
         return _Dist(v)
     if not (isinstance(args, list) and len(args) == 2
             and all(_is_number(a) and math.isfinite(a) for a in args)):

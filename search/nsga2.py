@@ -8,7 +8,10 @@ generation has reported, its objectives (``auc/<obj>``, maximized, so negated fo
 are told back and the next generation is asked. ``suggest`` returns None while a
 generation is still running and ``Searcher.FINISHED`` after ``generations`` of them; use
 it with ``num_samples=-1``. A failed trial counts as the worst value (AUC 0) so the
-generation can complete.
+generation can complete. No individual trains a config trained before: pymoo's duplicate
+elimination compares what individuals decode to (``search.space_tree.config_key``) within
+a generation and against every individual ever asked, and mates again; a generation left
+with no new individual ends the search (the space is exhausted).
 
 ``save``/``restore`` (and Tune's ``save_to_dir``/``restore_from_dir``, file
 ``nsga2-searcher-state-<session>.json`` in the experiment folder) keep the state as JSON, never
@@ -38,6 +41,9 @@ import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
+from .nsga2_state import (STATE_FORMAT, STATE_VERSION, SearcherStateError, _is_log, _matrix,
+                          _space_from_json, _space_to_json, read_state)
+
 
 def _dimensions(space, prefix=()):
     """(path, domain) for every sampled leaf of a nested param space."""
@@ -66,120 +72,32 @@ def _decode(domain: Domain, x: float):
     raise ValueError(f"nsga2 cannot search a {type(domain).__name__} domain")
 
 
-def _is_log(domain: Float) -> bool:
-    return type(domain.get_sampler()).__name__ == "_LogUniform"
-
-
-# -- the state as JSON ---------------------------------------------------------------------
-STATE_FORMAT = "paretune-nsga2-searcher"
-STATE_VERSION = 1
-_DOMAIN = "__tune_domain__"      # marks a domain in the JSON form of the param space
-
-
-class SearcherStateError(ValueError):
-    """A searcher state file that is not paretune's NSGA-II JSON state (never unpickled)."""
-
-
-def _space_to_json(tree, where="space"):
-    """The param space as plain JSON data: each domain a ``{__tune_domain__: kind, ...}``
-    mapping holding what :func:`_decode` uses, constants as they are."""
-    if isinstance(tree, Domain):
-        if isinstance(tree, Categorical):
-            return {_DOMAIN: "choice", "categories": _space_to_json(list(tree.categories),
-                                                                     where)}
-        if isinstance(tree, Integer):
-            return {_DOMAIN: "randint", "lower": int(tree.lower), "upper": int(tree.upper)}
-        if isinstance(tree, Float):
-            return {_DOMAIN: "loguniform" if _is_log(tree) else "uniform",
-                    "lower": float(tree.lower), "upper": float(tree.upper)}
-        raise ValueError(f"{where}: nsga2 cannot search a {type(tree).__name__} domain")
-    if isinstance(tree, dict):
-        for k in tree:
-            if not isinstance(k, str):
-                raise ValueError(f"{where}: key {k!r} is not a string; the searcher state is "
-                                 f"JSON")
-        return {k: _space_to_json(v, f"{where}.{k}") for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [_space_to_json(v, f"{where}[{i}]") for i, v in enumerate(tree)]
-    if tree is None or isinstance(tree, (bool, int, float, str)):
-        return tree
-    if hasattr(tree, "item") and type(tree).__module__ == "numpy":
-        return tree.item()
-    raise ValueError(f"{where}: a {type(tree).__name__} value cannot be kept in the searcher's "
-                     f"JSON state")
-
-
-def _space_from_json(tree):
-    from ray import tune
-    if isinstance(tree, dict):
-        kind = tree.get(_DOMAIN)
-        if kind == "choice":
-            return tune.choice(_space_from_json(tree["categories"]))
-        if kind == "randint":
-            return tune.randint(int(tree["lower"]), int(tree["upper"]))
-        if kind == "uniform":
-            return tune.uniform(float(tree["lower"]), float(tree["upper"]))
-        if kind == "loguniform":
-            return tune.loguniform(float(tree["lower"]), float(tree["upper"]))
-        if kind is not None:
-            raise SearcherStateError(f"unknown domain kind {kind!r} in the searcher state")
-        return {k: _space_from_json(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_space_from_json(v) for v in tree]
-    return tree
-
-
-def _matrix(v, rows: int | None, cols: int, what: str, allow_none: bool = False) -> np.ndarray:
-    ok = isinstance(v, list) and all(isinstance(r, list) and len(r) == cols and all(
-        (x is None and allow_none) or (isinstance(x, (int, float)) and not isinstance(x, bool))
-        for x in r) for r in v) and (rows is None or len(v) == rows)
-    if not ok:
-        raise SearcherStateError(f"{what} must be a list of {rows or 'N'} rows of {cols} "
-                                 f"numbers")
-    return np.array([[np.nan if x is None else float(x) for x in r] for r in v],
-                    dtype=np.float64).reshape(len(v), cols)
-
-
-def read_state(path) -> dict:
-    """Parse and check a searcher state file: JSON only (a pickle or any other file is
-    refused with :class:`SearcherStateError`; nothing in it is executed)."""
-    raw = Path(path).read_bytes()
-    try:
-        state = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SearcherStateError(
-            f"{path}: not a JSON searcher state (paretune's NSGA-II searcher saves its state "
-            f"as JSON and never unpickles a file); refused") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise SearcherStateError(f"{path}: not a paretune NSGA-II searcher state (no "
-                                 f"'format': {STATE_FORMAT!r})")
-    if state.get("version") != STATE_VERSION:
-        raise SearcherStateError(f"{path}: searcher state version {state.get('version')!r}; "
-                                 f"this paretune reads version {STATE_VERSION}")
-    need = {"metrics": list, "population": int, "generations": int, "seed": int,
-            "population_trial": bool, "generation": int, "space": dict, "history": list}
-    for k, t in need.items():
-        if not isinstance(state.get(k), t) or (t is int and isinstance(state.get(k), bool)):
-            raise SearcherStateError(f"{path}: '{k}' must be a {t.__name__}")
-    if not state["metrics"] or not all(isinstance(m, str) for m in state["metrics"]):
-        raise SearcherStateError(f"{path}: 'metrics' must be a list of metric names")
-    if state["generation"] != len(state["history"]):
-        raise SearcherStateError(f"{path}: 'generation' ({state['generation']}) differs from "
-                                 f"the generations recorded ({len(state['history'])})")
-    cur = state.get("current")
-    if cur is not None:
-        if not isinstance(cur, dict) or not isinstance(cur.get("assigned"), dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool)
-                for v in cur["assigned"].values()) or not all(
-                isinstance(cur.get(k), int) for k in ("next", "done")):
-            raise SearcherStateError(f"{path}: 'current' must hold X, F, assigned, next, done")
-    return state
-
-
 def _set(tree: dict, path, value) -> None:
     for k in path[:-1]:
         tree = tree[k]
     tree[path[-1]] = value
+
+
+def _key_elimination(key_of, seen: set):
+    """pymoo duplicate elimination by what an individual trains (``key_of(x)``, a config
+    key): a duplicate within the offspring, of pymoo's population, or of any individual
+    asked before (``seen``, the whole history) is dropped and pymoo mates again."""
+    from pymoo.core.duplicate import DuplicateElimination
+
+    class _KeyElimination(DuplicateElimination):
+        def _do(self, pop, other, is_duplicate):
+            taken = set(seen)
+            if other is not None:
+                taken.update(key_of(x) for x in other.get("X"))
+            for i, x in enumerate(pop.get("X")):
+                k = key_of(x)
+                if k in taken:
+                    is_duplicate[i] = True
+                else:
+                    taken.add(k)
+            return is_duplicate
+
+    return _KeyElimination()
 
 
 class NSGA2Searcher(Searcher):
@@ -220,7 +138,9 @@ class NSGA2Searcher(Searcher):
             raise ValueError("nsga2 needs at least one searched parameter in the space")
         n = len(self._dims)
         problem = Problem(n_var=n, n_obj=len(self.metrics), xl=np.zeros(n), xu=np.ones(n))
-        self._algo = NSGA2(pop_size=self.population)
+        self._seen = set()            # keys of every individual asked so far
+        self._algo = NSGA2(pop_size=self.population,
+                           eliminate_duplicates=_key_elimination(self._key, self._seen))
         self._algo.setup(problem, termination=("n_gen", self.generations), seed=self.seed)
 
     def _config(self, x: np.ndarray) -> dict:
@@ -229,13 +149,31 @@ class NSGA2Searcher(Searcher):
             _set(cfg, path, _decode(domain, xi))
         return cfg
 
+    def _key(self, x: np.ndarray) -> str:
+        from .space_tree import config_key
+        return config_key(self._config(x))
+
+    def _ask(self):
+        """pymoo's next generation (None or empty: no new individual is left), its
+        individuals' keys added to the history."""
+        pop = self._algo.ask()
+        if pop is not None:
+            self._seen.update(self._key(x) for x in pop.get("X"))
+        return pop
+
     def suggest(self, trial_id: str):
         if self._algo is None:
             return None
         if self._pop is None:
             if self.generation >= self.generations or not self._algo.has_next():
                 return Searcher.FINISHED
-            self._pop = self._algo.ask()
+            pop = self._ask()
+            if pop is None or len(pop) == 0:
+                print(f"[search] nsga2: generation {self.generation + 1} has no individual "
+                      f"that was not trained before (the space's configurations are "
+                      f"exhausted); the search ends", flush=True)
+                return Searcher.FINISHED
+            self._pop = pop
             self._F = np.full((len(self._pop), len(self.metrics)), np.nan)
             self._next, self._done, self._assigned = 0, 0, {}
         if self._next >= len(self._pop):
@@ -304,7 +242,10 @@ class NSGA2Searcher(Searcher):
         n_var, n_obj = len(self._dims), len(self.metrics)
 
         def ask(X_saved, what):
-            pop = self._algo.ask()
+            pop = self._ask()
+            if pop is None:
+                raise SearcherStateError(f"{what}: replaying NSGA-II from seed {self.seed} "
+                                         f"asked nothing where the state recorded individuals")
             X = _matrix(X_saved, None, n_var, f"{what} X")
             if pop.get("X").shape != X.shape or not np.array_equal(pop.get("X"), X):
                 raise SearcherStateError(

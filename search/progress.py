@@ -1,6 +1,6 @@
 """What the driver prints while a search runs, and Tune's per-trial files.
 
-- one line per finished (or failed) trial;
+- one line per finished (or failed) trial, saying why when a scheduler stopped it early;
 - a status line at most every ``PARETUNE_STATUS_EVERY`` seconds (default 30) while trials
   run: running / finished / failed counts, each running trial's epoch and latest AUC
   sum, elapsed time (what ``search submit`` streams back from a cluster);
@@ -114,8 +114,9 @@ class ProgressCallback(Callback):
         aucs = " ".join(f"{o} {r.get(f'auc/{o}', float('nan')):.4f}" for o in self.objectives)
         if "best_member" in r:
             aucs = f"best member m{r['best_member']}: {aucs}"
+        early = f"; {r['stopped_reason']}" if r.get("stopped_early") else ""
         print(f"{self._head(trial)} | {aucs} | sum {r.get('auc_sum', float('nan')):.4f} "
-              f"({r.get('epoch', '?')} epochs, {time.time() - self.t0:.0f} s)", flush=True)
+              f"({r.get('epoch', '?')} epochs, {time.time() - self.t0:.0f} s{early})", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import yaml
 
+from .schedulers import max_epochs
 from .space import Space, SpaceError, load_space
 from .trial import make_trainable
 
 EXPERIMENT_FILE = "paretune.json"
 SPACE_COPY = "space.yaml"
+SCHEDULER_STATE = "scheduler-state.json"     # the scheduler's JSON state (moasha's rungs)
 DEFAULT_STORAGE = "experiments"
 
 
@@ -69,19 +71,29 @@ def _searcher(space: Space):
     return space.searcher.build(space)
 
 
-def _scheduler(space: Space, epochs: int):
-    sc = space.scheduler
-    if not sc:
+def _scheduler(space: Space, epochs: int, exp, restore: bool):
+    """The Tune scheduler its ``scheduler.kind`` builds (``search.schedulers``; None: FIFO),
+    saving its JSON state as ``scheduler-state.json`` in the experiment and, on resume,
+    continuing from it."""
+    if not space.scheduler:
         return None
-    from ray.tune.schedulers import ASHAScheduler
-    return ASHAScheduler(metric=sc["metric"], mode="max", max_t=epochs,
-                         grace_period=sc["grace_period"], reduction_factor=sc["reduction_factor"])
+    from .schedulers import SCHEDULERS
+    state = None
+    if restore and exp.is_file(SCHEDULER_STATE):
+        state = json.loads(exp.read_text(SCHEDULER_STATE))
+    return SCHEDULERS[space.scheduler["kind"]].build(
+        space, epochs, save=lambda text: exp.write_text(SCHEDULER_STATE, text), state=state)
 
 
-def _callbacks(space: Space, experiment_dir: Path, total: int | None, name: str):
+def _callbacks(space: Space, experiment_dir: Path, total: int | None, name: str,
+               scheduler=None):
     from .progress import ProgressCallback, file_loggers
     from .tracking import wandb_callback
-    cbs = [ProgressCallback(space.objectives, total), *file_loggers()]
+    first = []                # the scheduler's own run first: they annotate results
+    if scheduler is not None:
+        from .schedulers import SCHEDULERS
+        first = SCHEDULERS[space.scheduler["kind"]].callbacks(scheduler)
+    cbs = [*first, ProgressCallback(space.objectives, total), *file_loggers()]
     wb = wandb_callback(space, experiment_dir, name=name)   # None when W&B is disabled
     return cbs + ([wb] if wb is not None else [])
 
@@ -206,10 +218,11 @@ def _fit(space: Space, exp, name: str, restore: bool):
     from ray import tune
     root_path, fs = exp.path.rsplit("/", 1)[0], None if exp.local else exp.fs
     trainable = make_trainable(space.resources, exp.uri, exp.endpoint)
-    epochs = _max_epochs(space)
+    epochs = max_epochs(space._tree["optim"])     # the scheduler's max_t
     num = space.search["num_samples"]
     trials = space.planned_trials()
-    callbacks = _callbacks(space, _driver_dir(exp), trials, name)
+    scheduler = _scheduler(space, epochs, exp, restore)
+    callbacks = _callbacks(space, _driver_dir(exp), trials, name, scheduler)
     if restore:
         if not tune.Tuner.can_restore(exp.path, storage_filesystem=fs):
             raise RuntimeError(f"{exp.uri}: Tune has no state to resume from yet (the driver "
@@ -218,14 +231,16 @@ def _fit(space: Space, exp, name: str, restore: bool):
         print(f"[search] resuming {exp.uri}", flush=True)
         tuner = tune.Tuner.restore(exp.path, trainable=trainable, storage_filesystem=fs,
                                    resume_unfinished=True, resume_errored=True)
-        # restore keeps Tune's own callbacks; paretune's (progress, loggers, W&B) come back
+        # restore keeps Tune's own callbacks; paretune's (progress, loggers, W&B) come back;
+        # the scheduler pickled at the start holds no state: this one has the saved JSON
         tuner._local_tuner._run_config.callbacks = callbacks
+        tuner._local_tuner._tune_config.scheduler = scheduler
         return tuner.fit()
     tune_samples = -1 if space.searcher.ends_itself else num
     tuner = tune.Tuner(
         trainable, param_space=space.param_space(),
         tune_config=tune.TuneConfig(search_alg=_searcher(space),
-                                    scheduler=_scheduler(space, epochs),
+                                    scheduler=scheduler,
                                     num_samples=tune_samples,
                                     max_concurrent_trials=space.search["max_concurrent"],
                                     trial_dirname_creator=_trial_dirname),
@@ -263,16 +278,6 @@ def resume_search(experiment, address=None, num_cpus=None, storage_endpoint=None
     _prepare_data(space)
     return _finish(exp, space, _fit(space, exp, meta.get("name") or exp.uri, restore=True))
 
-def _max_epochs(space: Space) -> int:
-    """The most epochs any trial can run (ASHA's max_t): a searched ``optim.epochs`` counts
-    with its largest value."""
-    from trainables.config import OPTIM_DEFAULTS
-    e = (space.raw.get("optim") or {}).get("epochs", OPTIM_DEFAULTS["epochs"])
-    if isinstance(e, dict):
-        values = e.get("choice") or e.get("int") or [OPTIM_DEFAULTS["epochs"]]
-        return int(max(values))
-    return int(e)
-
 
 def _prepare_data(space: Space) -> None:
     """Generate synthetic data once, before trials race to do it."""
@@ -287,7 +292,8 @@ def _smoke(space: Space) -> Space:
     raw = yaml.safe_load(yaml.safe_dump(space.raw))
     if raw["data"].get("source") == "synthetic":
         from trainables.data.synthetic import min_rows
-        params = {k: v for k, v in raw["data"].items() if k != "source"}
+        from trainables.data.resolve import synthetic_params
+        params = synthetic_params(raw["data"])
         raw["data"]["rows"] = min(int(raw["data"].get("rows", 20000)),
                                   max(20000, min_rows(params)))
     raw.setdefault("optim", {})["epochs"] = 1

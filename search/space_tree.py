@@ -1,7 +1,8 @@
 """Parsed space trees: nested dicts whose leaves are values or validated distributions
 (``_Dist``), one per trial section, and what is read off them: each component option's
 tree, grid variants, the representative config, and :func:`materialize` (a sampled trial
-config -> a training config). Used by the space parser (``search.space``) and the
+config -> a training config), :func:`config_key` (what a trial trains, as a string: no
+config is trained twice). Used by the space parser (``search.space``) and the
 searchers (``search.searchers``); imports no Ray.
 
 A simplex is sampled as independent u_k ~ U(1e-9, 1) (so Optuna can search it) and mapped
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 
 from trainables.losses import LOSSES, loss_params
@@ -20,7 +22,8 @@ from trainables.weighting import WEIGHTINGS, weighting_params
 
 from .distributions import SIMPLEX, _Dist
 
-TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run")
+# conditioning is optional: its tree is None when the space has none (trainables.conditioned)
+TRIAL_SECTIONS = ("data", "model", "loss", "weighting", "optim", "run", "conditioning")
 # section -> (selector key, registry, default option, parameters of an option)
 _COMPONENTS = {
     "model": ("family", MODELS, "harmonrank", model_params),
@@ -38,7 +41,7 @@ def _render(tree, leaf):
 
 
 def _leaves(tree, prefix=()):
-    for k, v in tree.items():
+    for k, v in (tree or {}).items():       # an absent optional section is None
         if isinstance(v, _Dist):
             yield prefix + (k,), v
         elif isinstance(v, dict):
@@ -124,3 +127,23 @@ def materialize(config: dict) -> dict:
     if isinstance(cfg.get("population"), list):     # a population trial's members
         cfg["population"] = [materialize(m) for m in cfg["population"]]
     return cfg
+
+
+KEY_DIGITS = 6       # significant digits a float keeps in a config key
+
+
+def _rounded(x):
+    if isinstance(x, float):
+        return float(f"{x:.{KEY_DIGITS}g}") if math.isfinite(x) else repr(x)
+    if isinstance(x, dict):
+        return {str(k): _rounded(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_rounded(v) for v in x]
+    return x
+
+
+def config_key(config: dict) -> str:
+    """What a trial trains, as one string: the materialized config as canonical JSON,
+    floats rounded to KEY_DIGITS significant digits (two draws that close train the same
+    model). Two trials with the same key would spend the budget twice."""
+    return json.dumps(_rounded(materialize(config)), sort_keys=True, default=repr)

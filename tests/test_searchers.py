@@ -4,6 +4,7 @@ fake results), and that a searcher registered at test time needs nothing else.""
 from __future__ import annotations
 
 import copy
+import re
 import sys
 
 import pytest
@@ -25,10 +26,26 @@ BASE = {
 }
 
 
-def space_dict(name: str, population: bool = False, **search) -> dict:
-    """A minimal space of choice distributions for searcher ``name`` (plus what it
-    declares it needs: its ``example``)."""
+def _takes(name: str, spec: dict) -> bool:
+    """Whether searcher ``name`` may search distribution ``spec``."""
+    from search.distributions import _Dist, _Invalid
+    try:
+        SEARCHERS[name].check_dist("probe", _Dist(spec))
+    except _Invalid:
+        return False
+    return True
+
+
+LR_RANGE = {"loguniform": [0.01, 0.02]}
+
+
+def space_dict(name: str, population: bool = False, tiny: bool = False, **search) -> dict:
+    """A minimal space for searcher ``name`` (plus what it declares it needs: its
+    ``example``): lr drawn from [0.01, 0.02] where the searcher takes a range (so no two
+    draws train the same config), else choices; ``tiny``: choices only (4 configs)."""
     raw = copy.deepcopy(BASE)
+    if not tiny and _takes(name, LR_RANGE):
+        raw["optim"]["lr"] = copy.deepcopy(LR_RANGE)
     for section, value in SEARCHERS[name].example.items():
         raw[section] = {**(raw.get(section) or {}), **copy.deepcopy(value)} \
             if isinstance(value, dict) else copy.deepcopy(value)
@@ -86,16 +103,23 @@ def drive(built, space, tmp_path, limit: int = 40):
     return gen, configs, pending
 
 
-CASES = [(n, False) for n in SEARCHERS] + [(n, True) for n, s in SEARCHERS.items()
-                                           if s.population]
+# every searcher, its population form, and every declared variant of its own keys
+# (optuna's samplers): (name, population, extra search keys)
+CASES = [(n, False, {}) for n in SEARCHERS] + \
+    [(n, True, {}) for n, s in SEARCHERS.items() if s.population] + \
+    [(n, False, {k: v}) for n, s in SEARCHERS.items() for k, vs in s.variants.items()
+     for v in vs]
+IDS = [n + ("-population" if p else "") + "".join(f"-{k}={v}" for k, v in x.items())
+       for n, p, x in CASES]
 
 
-@pytest.mark.parametrize("name,population", CASES,
-                         ids=[f"{n}{'-population' if p else ''}" for n, p in CASES])
-def test_every_searcher_keeps_the_contract(tmp_path, name, population):
+@pytest.mark.parametrize("name,population,extra", CASES, ids=IDS)
+def test_every_searcher_keeps_the_contract(tmp_path, name, population, extra):
     spec = SEARCHERS[name]
     assert isinstance(spec, SearchAlgorithm)
-    space = load_space(write(tmp_path, space_dict(name, population)))
+    space = load_space(write(tmp_path, space_dict(name, population, **extra)))
+    for k, v in extra.items():
+        assert space.search[k] == v
     assert space.searcher is spec and space.search["population"] is population
     # every registered searcher's own keys are in space.search (None if not this one's)
     for other in SEARCHERS.values():
@@ -108,7 +132,7 @@ def test_every_searcher_keeps_the_contract(tmp_path, name, population):
     gen, configs, pending = drive(spec.build(space), space, tmp_path, limit=planned + 5)
     assert len(configs) == planned            # exactly the trials it plans, then finished
     for cfg in configs:
-        assert cfg["optim"]["lr"] in (0.01, 0.02)
+        assert 0.01 <= cfg["optim"]["lr"] <= 0.02
         assert isinstance(cfg.get("population"), list) is population
 
     # save / restore where the searcher resumes by itself (a Tune Searcher)
@@ -139,12 +163,58 @@ def test_every_searcher_keeps_the_contract(tmp_path, name, population):
     assert name in smoke_help()
 
     # a bogus key in search: one error naming it
-    raw = space_dict(name, population)
+    raw = space_dict(name, population, **extra)
     raw["search"]["bogus_key"] = 1
     with pytest.raises(SpaceError) as e:
         load_space(write(tmp_path, raw, "bogus.yaml"))
     msg = str(e.value)
     assert "\n" not in msg and "search.bogus_key = 1: unknown key; allowed in search:" in msg
+
+
+# a budget above the tiny space's 4 configs, per searcher (others: their default budget)
+OVER_BUDGET = {"random": {"num_samples": 10}, "optuna": {"num_samples": 10},
+               "nsga2": {"pop_size": 4, "generations": 3}, "pe_ltr_grid": {"num_samples": 2}}
+
+
+@pytest.mark.parametrize("name,population,extra", CASES, ids=IDS)
+def test_no_searcher_trains_a_config_twice(tmp_path, capsys, name, population, extra):
+    """A space of 4 configs (d_model x lr choices; a population varies lr only) and a
+    budget above it: every config handed out is new, and the search ends by itself,
+    saying why when it ends before its plan."""
+    from search.space_tree import config_key
+    budget = {} if population and name == "pe_ltr_grid" else OVER_BUDGET.get(name, {})
+    space = load_space(write(tmp_path, space_dict(name, population, tiny=True,
+                                                  **budget, **extra)))
+    planned = space.planned_trials()
+    gen, configs, pending = drive(space.searcher.build(space), space, tmp_path,
+                                  limit=planned + 5)
+    assert not pending and gen.is_finished()
+    keys = [config_key(c) for c in configs]
+    assert len(set(keys)) == len(keys) >= 1, "a config was handed out twice"
+    members = [config_key({**c, **m}) for c in configs for m in c.get("population", [])]
+    assert len(set(members)) == len(members), "a population trained a member twice"
+    out = capsys.readouterr().out
+    if len(configs) < planned:
+        assert re.search(r"\[search\] .*(distinct configurations of the space are trained|"
+                         r"exhausted|skipped)", out), out
+    if name in ("random", "optuna"):
+        assert len(configs) == 4 and "all 4 distinct configurations" in out
+
+
+def test_optuna_gp_sampler_proposes_after_its_random_start_and_is_seeded(tmp_path):
+    """search.sampler gp: Optuna's GPSampler (multi-objective) proposes once its 10 random
+    trials have reported; the same seed proposes the same configs."""
+    raw = space_dict("optuna", sampler="gp", num_samples=12, seed=3, max_concurrent=1)
+    raw["optim"]["weight_decay"] = {"uniform": [0.0, 0.01]}
+    runs = []
+    for i in range(2):
+        space = load_space(write(tmp_path, raw, f"gp{i}.yaml"))
+        _, configs, _ = drive(space.searcher.build(space), space, tmp_path / f"gp{i}",
+                              limit=20)
+        runs.append([(c["optim"]["lr"], c["optim"]["weight_decay"], c["model"]["d_model"])
+                     for c in configs])
+    assert len(runs[0]) == 12 and runs[0] == runs[1]
+    assert all(0.01 <= lr <= 0.02 and 0 <= wd <= 0.01 for lr, wd, _ in runs[0])
 
 
 @pytest.mark.parametrize("key,owners", sorted(

@@ -16,7 +16,10 @@ the runner, the limits and the budget benchmark ask the registered object:
 - ``ends_itself``: Tune's ``num_samples`` is -1 and the searcher says when it is done;
 - :meth:`domain` / :meth:`param_space`: how the Tune param space is written for it;
 - :meth:`shrink`, :meth:`smoke_trials`, ``smoke_text``: what ``--smoke-test`` makes of it;
-- :meth:`build`: its Tune search algorithm; :meth:`report`: what it adds to the summary;
+- :meth:`build`: its Tune search algorithm, which never hands out a config already trained
+  (a ``Searcher`` goes behind :func:`no_repeat`; Tune's variant generator is
+  :func:`basic_variant`); :meth:`report`: what it adds to the summary;
+- ``variants``: other values of its own keys the contract test also runs it with;
 - ``bench_methods`` / :meth:`bench` / ``bench_population``: how it enters the budget
   comparison (``benchmarks/frontier.py``);
 - ``example``: what a minimal space needs for it (the contract test, tests/test_searchers.py,
@@ -45,6 +48,7 @@ class SearchAlgorithm:
     smoke_text: str = "2 trials (num_samples, if that is fewer)"
     bench_methods: tuple[str, ...] = ()    # method names in the budget comparison
     bench_population: bool = False  # also as population_<name> (search.population: true)
+    variants: dict = {}             # its key -> other values the contract test runs
     # sections a minimal space of choice distributions needs for it (merged per section)
     example: dict = {}
 
@@ -103,10 +107,20 @@ class SearchAlgorithm:
 
 
 def basic_variant(search: dict):
-    """Tune's own generator (random draws; grid_search axes), seeded."""
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-    return BasicVariantGenerator(random_state=search["seed"],
-                                 max_concurrent=search["max_concurrent"] or 0)
+    """Tune's own generator (random draws; grid_search axes), seeded, skipping a variant
+    already handed out (``search.searchers.norepeat``)."""
+    from .norepeat import NoRepeatVariants
+    return NoRepeatVariants(random_state=search["seed"],
+                            max_concurrent=search["max_concurrent"] or 0,
+                            name=search["algorithm"])
+
+
+def no_repeat(searcher, space):
+    """A Tune ``Searcher`` that never hands out a config already trained: asked again
+    instead, and the search ends, saying so, when the space is exhausted."""
+    from .norepeat import NoRepeat
+    s = space.search
+    return NoRepeat(searcher, s["metrics"], s["algorithm"], count_domain=not s["population"])
 
 
 def limited(searcher, search: dict):

@@ -1,7 +1,9 @@
 """``search.algorithm: grid``: every combination of the space's choices (Tune's
-``grid_search``), repeated ``num_samples`` times (default 1). Only ``{choice: [...]}``
-distributions; a component selector with several options (``model.family: {choice:
-[...]}``) is one axis whose points are each option's own combinations."""
+``grid_search``), once. Only ``{choice: [...]}`` distributions (their options distinct); a
+component selector with several options (``model.family: {choice: [...]}``) is one axis
+whose points are each option's own combinations. ``num_samples`` must stay 1: a repeat of
+the grid would train the same configs again (``search rerun --seeds`` measures seed
+variance)."""
 from __future__ import annotations
 
 import math
@@ -31,8 +33,15 @@ def _first_options(node):
 
 
 class Grid(SearchAlgorithm):
-    num_samples = 1                 # num_samples repeats the whole grid
+    num_samples = 1                 # a grid trains each point once
     smoke_text = "1 trial: the grid with one point per axis (each choice's first option)"
+
+    def parse(self, s, given):
+        n = s["num_samples"]
+        if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+            _fail("search.num_samples", n, "a grid trains each of its points once; a repeat "
+                  "would train the same configs again (no budget is spent twice): leave "
+                  "num_samples at 1 (for seed variance: search rerun --seeds N)")
 
     def check_dist(self, where, d):
         if d.name != "choice":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..distributions import _fail, _int_at_least
 from ..limits import MAX_MEMBERS, check_trials
-from .base import SearchAlgorithm, limited
+from .base import SearchAlgorithm, limited, no_repeat
 
 
 class NSGA2(SearchAlgorithm):
@@ -50,8 +50,9 @@ class NSGA2(SearchAlgorithm):
     def build(self, space):
         from ..nsga2 import NSGA2Searcher
         s = space.search
-        return limited(NSGA2Searcher(s["metrics"], s["pop_size"], s["generations"],
-                                     s["seed"] or 0, population_trial=s["population"]), s)
+        return limited(no_repeat(NSGA2Searcher(s["metrics"], s["pop_size"], s["generations"],
+                                               s["seed"] or 0, population_trial=s["population"]),
+                                 space), s)
 
     def shrink(self, raw):
         search = raw.setdefault("search", {})

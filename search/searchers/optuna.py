@@ -3,22 +3,38 @@
 
 - ``nsga2`` (default): Optuna's NSGAIISampler; ``search.pop_size`` is its generation size
   (Optuna's own default, 50, when unset: below that many trials it samples at random);
-- ``tpe``: Optuna's TPESampler.
+- ``tpe``: Optuna's TPESampler;
+- ``gp``: Optuna's GPSampler (Gaussian-process Bayesian optimization, multi-objective
+  since Optuna 4.4: log expected hypervolume improvement), random for its first 10 trials.
 
-Both are seeded by ``search.seed``. Choice options must be scalars (Optuna's categorical).
+All are seeded by ``search.seed``. Choice options must be scalars (Optuna's categorical).
+A suggestion already trained is told the earlier result and asked again
+(``search.searchers.norepeat``).
 """
 from __future__ import annotations
 
 from ..distributions import _fail, _int_at_least, _names
-from .base import SearchAlgorithm, limited
+from .base import SearchAlgorithm, limited, no_repeat
 
-SAMPLERS = ("nsga2", "tpe")
+SAMPLERS = ("nsga2", "tpe", "gp")
 OPTUNA_POPULATION = 50          # Optuna's NSGAIISampler default generation size
+
+
+def _sampler(s: dict):
+    """The Optuna sampler ``search.sampler`` names, seeded."""
+    import optuna
+    if s["sampler"] == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=s["seed"], population_size=s["pop_size"] or OPTUNA_POPULATION)
+    if s["sampler"] == "gp":
+        return optuna.samplers.GPSampler(seed=s["seed"])
+    return optuna.samplers.TPESampler(seed=s["seed"])
 
 
 class Optuna(SearchAlgorithm):
     params = {"sampler": "nsga2", "pop_size": None}
     bench_methods = ("optuna_nsga2",)
+    variants = {"sampler": SAMPLERS[1:]}
 
     def parse(self, s, given):
         if s["sampler"] not in SAMPLERS:
@@ -39,16 +55,13 @@ class Optuna(SearchAlgorithm):
                       "list/mapping options")
 
     def build(self, space):
-        import optuna
         from ray.tune.search.optuna import OptunaSearch
         s = space.search
         metrics = s["metrics"]
-        sampler = optuna.samplers.NSGAIISampler(
-            seed=s["seed"], population_size=s["pop_size"] or OPTUNA_POPULATION) \
-            if s["sampler"] == "nsga2" else optuna.samplers.TPESampler(seed=s["seed"])
-        return limited(OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
-                                    mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
-                                    sampler=sampler), s)
+        return limited(no_repeat(OptunaSearch(
+            metric=metrics if len(metrics) > 1 else metrics[0],
+            mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
+            sampler=_sampler(s)), space), s)
 
     def bench(self, method, a, space):
         space["search"] = {"algorithm": "optuna", "sampler": "nsga2", "num_samples": a.budget,

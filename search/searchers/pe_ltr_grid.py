@@ -1,9 +1,11 @@
 """``search.algorithm: pe_ltr_grid``: PE-LTR's lower-bound sweep (docs/DESIGN.md, "PE-LTR weights"). One
 trial per bound vector: Das-Dennis points with ``search.partitions`` divisions over the
 objectives, scaled to sum to ``search.bounds_total``; needs ``weighting.kind: pe_ltr``
-(and sets its ``bounds``). ``num_samples`` repeats the grid (default 1); other
-distributions are sampled per trial. ``search.population: true`` trains the whole grid as
-one population trial. The summary ends with the fair pick of the grid's frontier.
+(and sets its ``bounds``). ``num_samples`` repeats the grid (default 1) when other
+distributions are sampled per trial (a repeat that would train the same configs is
+refused, or skipped when a small discrete space draws one). ``search.population: true``
+trains the whole grid as one population trial. The summary ends with the fair pick of the
+grid's frontier.
 """
 from __future__ import annotations
 
@@ -69,6 +71,14 @@ class PELTRGrid(SearchAlgorithm):
         if w.get("bounds") is not None:
             _fail("weighting.bounds", raw["weighting"]["bounds"],
                   "set by search.algorithm pe_ltr_grid (one trial per bound vector); remove it")
+        from ..space_tree import TRIAL_SECTIONS, _leaves
+        n = search["num_samples"]
+        sampled = any(True for s in TRIAL_SECTIONS for _ in _leaves(tree[s]))
+        if n > 1 and not search["population"] and not sampled:
+            _fail("search.num_samples", n, "repeats the bound-vector grid, but the space "
+                  "samples nothing else, so every repeat would train the same configs again "
+                  "(no budget is spent twice): leave num_samples at 1, or search another "
+                  "parameter")
 
     def trials(self, search, tree, k):
         n = search["num_samples"]
