@@ -3,7 +3,7 @@
 PY := $(or $(PARETUNE_VENV),.venv)/bin/python
 EXP := experiments/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: quickstart train test bench bench-frontier install install-dev
+.PHONY: quickstart train test bench bench-frontier bench-gpu install install-dev
 
 # The product's day on one machine: search -> frontier (+ plots, W&B) -> a fair pick.
 quickstart: install
@@ -25,6 +25,11 @@ bench: install
 # Random, Optuna NSGA-II, pymoo NSGA-II, PE-LTR grid, population NSGA-II at equal budget.
 bench-frontier: install
 	$(PY) -m benchmarks.frontier
+
+# 256 configs on one GPU: population trials vs one-model trials packed at 1/16 GPU each,
+# both through `search run` (benchmarks/gpu_sweep.py; needs CUDA).
+bench-gpu: install
+	$(PY) -m benchmarks.gpu_sweep --device cuda
 
 install:
 	@bash scripts/install.sh

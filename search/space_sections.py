@@ -227,6 +227,11 @@ def parse_resources(v) -> dict:
     _int_at_least("resources.workers_per_trial", res["workers_per_trial"], 1)
     _number("resources.cpus_per_worker", res["cpus_per_worker"], 0, strict=True)
     _number("resources.gpus_per_worker", res["gpus_per_worker"], 0, strict=False)
+    g = res["gpus_per_worker"]
+    if g > 1 and g != int(g):      # Ray: "Resource quantities >1 must be whole numbers"
+        _fail("resources.gpus_per_worker", g, "must be 0, a share of one GPU in (0, 1] (0.125: "
+              "8 workers share a GPU) or a whole number of GPUs (1, 2, ...); Ray cannot "
+              "split a worker over part of a second GPU")
     return res
 
 

@@ -310,3 +310,31 @@ def test_the_smoke_test_help_says_what_each_searcher_runs():
     text = smoke_help()
     for name, spec in SEARCHERS.items():
         assert name in text and spec.smoke_text in text
+
+
+def test_a_population_grid_splits_its_points_into_trials_of_members_per_trial(tmp_path):
+    """grid + search.population: every point of weights x lr exactly once, as population
+    trials of members_per_trial members (the last one shorter), in grid order."""
+    weights = [{"click": 0.25, "buy": 0.75}, {"click": 0.5, "buy": 0.5},
+               {"click": 0.9, "buy": 0.1}]
+    raw = space_dict("grid", population=True, members_per_trial=4)
+    raw["weighting"] = {"kind": "static", "weights": {"choice": weights}}
+    space = load_space(write(tmp_path, raw))
+    assert space.planned_trials() == 2                       # 3 x 2 points: 4 + 2 members
+    _, configs, _ = drive(space.searcher.build(space), space, tmp_path, limit=10)
+    members = [(tuple(sorted(m["weighting"]["weights"].items())), m["optim"]["lr"])
+               for c in configs for m in c["population"]]
+    assert [len(c["population"]) for c in configs] == [4, 2]
+    assert members == [(tuple(sorted(w.items())), lr) for w in weights for lr in (0.01, 0.02)]
+    for bad, match in [({"members_per_trial": 0}, r"members_per_trial = 0: must be an "
+                        r"integer >= 1 or null"),
+                       ({"members_per_trial": 2, "population": False},
+                        r"members_per_trial = 2: only with search\.population: true")]:
+        raw["search"] = {"algorithm": "grid", "population": True, **bad}
+        with pytest.raises(SpaceError, match=match):
+            load_space(write(tmp_path, raw))
+    raw["search"] = {"algorithm": "grid", "population": True}
+    raw["model"]["d_model"] = {"choice": [4, 8]}
+    with pytest.raises(SpaceError, match=r"model\.d_model.*only weighting parameters and "
+                                         r"optim\.lr may be searched"):
+        load_space(write(tmp_path, raw))

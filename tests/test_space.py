@@ -94,6 +94,8 @@ BAD = [  # (space, regex that the message must match after the file name)
     (with_(resources={"workers_per_trial": 1.5}), r"resources\.workers_per_trial = 1\.5"),
     (with_(resources={"cpus_per_worker": 0}), r"resources\.cpus_per_worker = 0: .*> 0"),
     (with_(resources={"gpus_per_worker": -0.5}), r"resources\.gpus_per_worker = -0\.5: .*>= 0"),
+    (with_(resources={"gpus_per_worker": 1.5}),
+     r"resources\.gpus_per_worker = 1\.5: .*share of one GPU in \(0, 1\].*whole number"),
     (with_(search={"max_concurrent": 0}), r"search\.max_concurrent = 0: .*>= 1 or null"),
     (with_(search={"max_failures": -1}), r"search\.max_failures = -1: .*>= 0"),
     (with_(scheduler={"grace_period": 0}), r"scheduler\.grace_period = 0: .*>= 1"),
@@ -240,6 +242,15 @@ def test_data_path_is_checked_against_its_meta(tmp_path):
 
 # --- valid spaces ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("gpus", [0, 0.0625, 0.125, 1 / 3, 1, 1.0, 2])
+def test_gpus_per_worker_takes_a_share_of_one_gpu_or_whole_gpus(tmp_path, gpus):
+    """Fractions pack several trials on one GPU (Ray's fractional resources); above 1 only
+    whole GPUs, which is all Ray places."""
+    space = load_space(write(tmp_path, with_(resources={"gpus_per_worker": gpus}),
+                             name="gpus.yaml"))
+    assert space.resources["gpus_per_worker"] == gpus
+
+
 def test_valid_space_resolves_defaults(tmp_path):
     space = load_space(write(tmp_path, BASE, name="ok.yaml"))
     assert isinstance(space, Space) and space.name == "t1" and space.objectives == OBJS
@@ -247,7 +258,7 @@ def test_valid_space_resolves_defaults(tmp_path):
     assert space.search == {"algorithm": "random", "num_samples": 8, "sampler": None,
                             "partitions": None, "bounds_total": None,
                             "pop_size": None, "generations": None, "population": False,
-                            "max_concurrent": None, "max_failures": 1, "seed": 0,
+                            "members_per_trial": None, "max_concurrent": None, "max_failures": 1, "seed": 0,
                             "metrics": ["auc/buy", "auc/follow", "auc/long_view"]}
     assert space.scheduler is None
     assert space.resources == {"workers_per_trial": 1, "cpus_per_worker": 1,
