@@ -64,7 +64,8 @@ def add_report_parser(sub) -> None:
     r.add_argument("--objectives", type=_list, help="subset, comma-separated (default: all)")
     r.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="default 0,1,2")
     r.add_argument("--studies", type=_list, help="subset of losses,label_skew,frontier,"
-                                                 "attention (default: all)")
+                                                 "attention,families (default: all but "
+                                                 "families)")
     r.add_argument("--losses", type=_list, help="losses to compare (default: all six)")
     r.add_argument("--skew-losses", type=_list, help="default bce,pairwise_logistic,rank_auc")
     r.add_argument("--skew-objective", help="default: the rarest objective on train")

@@ -7,7 +7,9 @@ trial id ``<trial>.m<i>``, its own metrics, config and, if it diverged, error),
 ``point`` (-1, or the grid point: a conditioned trial, trainables.conditioned, gives one
 row per point of its preference grid, trial id ``<trial>.p<i>``, with its metrics and its
 preference as ``pref/<obj>``, also its ``weight/<obj>``),
-``epochs``, ``time_s``, ``finished_at``, ``node`` / ``host`` (the Ray node id, first 12
+``epochs``, ``time_s``, ``stopped_early`` (a scheduler such as moasha stopped the trial
+at a rung: it is TERMINATED and its metrics are those of the epoch it stopped at),
+``finished_at``, ``node`` / ``host`` (the Ray node id, first 12
 characters, and host name the trial last ran on); per objective ``auc/<obj>`` (last reported
 epoch), ``best/auc/<obj>`` (best epoch), ``gauc/<obj>``, ``weight/<obj>``; ``auc_sum``
 and ``best/auc_sum``; ``config/<section>.<key>`` (the flattened training config as run),
@@ -184,6 +186,7 @@ def load_results(experiment_dir) -> pd.DataFrame:
                "group": f"{cfg.get('model', {}).get('family', '?')}+"
                         f"{cfg.get('loss', {}).get('kind', '?')}",
                "epochs": last.get("epoch", 0), "time_s": last.get("time_total_s", math.nan),
+               "stopped_early": bool(last.get("stopped_early", False)),
                "finished_at": last.get("timestamp", math.nan), "dir": str(tdir), "point": -1}
         if "checkpoint_path" in last:
             row["checkpoint_path"] = last["checkpoint_path"]

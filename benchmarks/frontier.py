@@ -1,10 +1,11 @@
-"""Budget comparison benchmark: random search, Optuna NSGA-II, pymoo NSGA-II, the PE-LTR
-grid and population NSGA-II find a frontier on the same data with the same budget;
-hypervolume vs models trained and vs wall time.
+"""Budget comparison benchmark: random search, Optuna NSGA-II and GP, pymoo NSGA-II, the
+PE-LTR grid, population NSGA-II, random search with the moasha scheduler and
+preference-conditioned trials find a frontier on the same data with the same budget;
+hypervolume vs member-epochs and vs wall time.
 
-    python -m benchmarks.frontier [--budget 28] [--epochs 2] [--rows 100000]
+    python -m benchmarks.frontier [--budget 28] [--epochs 2] [--rows 100000 | --data DIR]
         [--objectives 3 | --objectives click,long_view,buy] [--methods random,nsga2,...]
-        [--out experiments/bench_frontier-<time>] [--seed 0] [--ref 0.5]
+        [--out experiments/bench_frontier-<time>] [--seed 0] [--seeds 1] [--ref 0.5]
 
 Methods (each its own space file, written into ``--out``, and its own experiment folder
 ``<out>/<method>``, so ``python -m analysis frontier <out>/<method>`` works). A searcher
@@ -21,20 +22,28 @@ declares how it enters (``search.searchers``: ``bench_methods``, ``bench``,
 - ``pe_ltr_grid``: one PE-LTR trial per lower-bound vector (bounds summing to
   ``BOUNDS_TOTAL`` = 0.95), the largest ``partitions``
   whose vector count C(partitions + K - 1, K - 1) is at most the budget (fewer models
-  than the budget is a handicap for PE-LTR, and the output says so); fixed ``optim.lr``.
+  than the budget is a handicap for PE-LTR, and the output says so); fixed ``optim.lr``;
+- ``conditioned``, ``random+moasha``, ``optuna_gp``: :mod:`benchmarks.frontier_methods`.
 
-Equal budget = the same number of trained models x epochs: every model (trial or
-population member) trains the same HarmonRank (small ``d_model``) with the same rank_auc
-loss, batch size and epochs on the same synthetic data. One-model-per-trial methods run 2
+The budget is counted in member-epochs (a model trained one epoch: 1; a conditioned
+epoch scoring P preferences per step: P; a trial moasha stops: the epochs it ran), random's
+``--budget`` models x ``--epochs`` epochs; wall seconds beside it. ``--data DIR`` runs on
+an ME dataset (e.g. the KuaiRand MP stage's output) instead of synthetic data.
+
+Every model (trial, population member or conditioned model) trains the same HarmonRank
+(small ``d_model``) with the same rank_auc loss, batch size and lr (range) on the same
+data. One-model-per-trial methods run 2
 trials at a time on 1 CPU each; the population trial gets 2 CPUs; Ray gets ``--cpus`` (2).
 
 Hypervolume is computed against one fixed reference point for all methods (``--ref``,
 default AUC 0.5 for every objective: a random ranking), after each finished trial (the
-members of a population trial finish together), versus models trained and versus wall
+members of a population trial finish together), versus member-epochs and versus wall
 seconds since the method's experiment started. Printed: one line per method start/end,
-the table (models, epochs, wall s, final HV, HV at 25/50/75/100% of the budget, final HV
-with the worst point over all methods as reference) and HV(method) / HV(random) at equal
-budget. Saved: ``<out>/bench_frontier.png`` (two panels) and ``<out>/bench_frontier.json``.
+the table (models, member-epochs, wall s, final HV, HV at 25/50/75/100% of the budget,
+final HV with the worst point over all methods as reference), HV(method) / HV(random) at
+equal member-epochs and the goals (``frontier_methods.GOALS``); with ``--seeds N``, their
+mean and std over the seeds. Saved: ``<out>/bench_frontier.png`` (two panels) and
+``<out>/bench_frontier.json``.
 The curves, table and plot are in :mod:`benchmarks.frontier_report`.
 """
 from __future__ import annotations
@@ -52,6 +61,7 @@ import yaml
 from search.searchers import SEARCHERS
 from search.searchers.pe_ltr_grid import BOUNDS_TOTAL, PE_LTR_LR, pe_ltr_partitions
 
+from . import frontier_methods as fm
 from ._args import BenchError, add_common, check_ints, integer
 from .frontier_report import hv_at, hv_curve, json_safe, marks, over_seeds, plot, report
 
@@ -63,7 +73,8 @@ __all__ = ["BOUNDS_TOTAL", "BenchError", "METHODS", "PE_LTR_LR", "bench", "hv_at
 # (bench_methods, bench_population); one-model-per-trial methods first.
 _METHODS = {**{m: (s, False) for s in SEARCHERS.values() for m in s.bench_methods},
             **{f"population_{m}": (s, True) for s in SEARCHERS.values()
-               if s.bench_population for m in s.bench_methods}}
+               if s.bench_population for m in s.bench_methods},
+            **{m: (None, False) for m in fm.EXTRA}}
 METHODS = tuple(_METHODS)
 # --objectives N takes the first N of these (click and long_view conflict with buy through
 # the generator's "clickbait" factor, so the frontier is a real trade-off).
@@ -112,21 +123,28 @@ def _parser():
     p.add_argument("--d-model", default="8", help="HarmonRank d_model (default 8)")
     p.add_argument("--cpus", default="2",
                    help="CPUs given to a local Ray (default 2; every method uses 2 at a time)")
+    fm.add_args(p)
     return p
 
 
-def _objectives(value: str) -> list[str]:
+def _objectives(value: str, data=None) -> list[str]:
     from trainables.data.synthetic import KNOWN
     value = str(value).strip()
-    if value.isdigit():
+    known = list(KNOWN)
+    if data is not None:        # an ME dataset: its objectives, in OBJECTIVE_ORDER first
+        have = fm.dataset_objectives(data)
+        known = sorted(have, key=lambda o: (OBJECTIVE_ORDER + tuple(have)).index(o))
+        if value.isdigit():
+            return known[:integer("--objectives", value, 2, len(known))]
+    elif value.isdigit():
         n = integer("--objectives", value, 2, len(OBJECTIVE_ORDER))
         return list(OBJECTIVE_ORDER[:n])
     names = [x.strip() for x in value.split(",") if x.strip()]
-    bad = [x for x in names if x not in KNOWN]
+    bad = [x for x in names if x not in known]
     if bad:
+        most = len(known) if data is not None else len(OBJECTIVE_ORDER)
         raise BenchError(f"--objectives {value!r}: unknown objective(s) {', '.join(bad)}; "
-                         f"allowed: a count 2..{len(OBJECTIVE_ORDER)} or names from "
-                         f"{', '.join(KNOWN)}")
+                         f"allowed: a count 2..{most} or names from {', '.join(known)}")
     if len(names) < 2 or len(set(names)) != len(names):
         raise BenchError(f"--objectives {value!r}: needs at least 2 distinct objectives")
     return names
@@ -174,7 +192,8 @@ def parse_args(argv=None):
     a.data_seed = integer("--data-seed", a.data_seed, 0)
     a.d_model = integer("--d-model", a.d_model, 1)
     a.cpus = integer("--cpus", a.cpus, 2)
-    a.objectives = _objectives(a.objectives)
+    fm.check_args(a)
+    a.objectives = _objectives(a.objectives, a.data)
     a.methods = _methods(a.methods)
     a.ref = _ref(a.ref, len(a.objectives))
     a.pop_size = max(2, a.budget // 3) if a.pop_size is None else \
@@ -185,7 +204,7 @@ def parse_args(argv=None):
         raise BenchError(str(e)) from None
     a.out = Path(a.out) if a.out else \
         Path("experiments") / f"bench_frontier-{time.strftime('%Y%m%d-%H%M%S')}"
-    taken = [m for m in a.methods if (a.out / m / "paretune.json").exists()]
+    taken = [m for m in a.methods if (a.out / fm.folder(m) / "paretune.json").exists()]
     if taken:
         raise BenchError(f"--out {str(a.out)!r}: already holds experiment(s) "
                          f"{', '.join(taken)}; give a new folder")
@@ -198,8 +217,7 @@ def _base_space(a, name: str) -> dict:
     objs = list(a.objectives)
     return {
         "name": name,
-        "data": {"source": "synthetic", "rows": a.rows, "objectives": objs,
-                 "seed": a.data_seed},
+        "data": fm.data_section(a, objs),
         "model": {"family": "harmonrank", "d_model": a.d_model},
         "loss": {"kind": "rank_auc"},
         "weighting": {"kind": "static", "weights": {"simplex": objs}},
@@ -220,14 +238,14 @@ def plan(a) -> dict:
     ValueError (from the searcher) when the budget cannot serve a method."""
     out = {}
     for m in a.methods:
-        s = _base_space(a, m)
+        s = _base_space(a, fm.folder(m))
         searcher, population = _METHODS[m]
-        models, note = searcher.bench(m, a, s)
+        models, note = fm.EXTRA[m](a, s) if m in fm.EXTRA else searcher.bench(m, a, s)
         if population:
             s["search"]["population"] = True
             s["resources"]["cpus_per_worker"] = 2
             note += " (one population trial each)"
-        if models < a.budget:
+        if models < a.budget and m not in fm.EXTRA:
             note += f", {models} < budget {a.budget} models (a handicap, not an advantage)"
         s["search"].update(max_failures=0, seed=a.seed)
         if not population:
@@ -243,7 +261,7 @@ def write_spaces(planned: dict, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for m, p in planned.items():
-        f = folder / f"{m}.yaml"
+        f = folder / f"{fm.folder(m)}.yaml"
         f.write_text(f"# written by python -m benchmarks.frontier ({p['note']})\n" +
                      yaml.safe_dump(p["space"], sort_keys=False))
         load_space(f)
@@ -261,23 +279,27 @@ def _run_method(method: str, space_path: Path, out: Path, objectives, ref, index
           f"{planned['space']['optim']['epochs']} epochs; {planned['note']}; space "
           f"{space_path})", flush=True)
     t0 = time.time()
-    rec = {"space": str(space_path), "experiment": str(out / method),
+    name = fm.folder(method)
+    rec = {"space": str(space_path), "experiment": str(out / name),
            "planned_models": planned["models"], "note": planned["note"], "error": None}
     try:
-        exp = run(space_path, storage=out, name=method)
+        exp = run(space_path, storage=out, name=name)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:      # one broken method must not lose the others' numbers
         rec["error"] = f"{type(e).__name__}: {e}"
-        exp = out / method
+        exp = out / name
     rec["wall_s"] = time.time() - t0
     df = load_results(exp) if (exp / "paretune.json").is_file() else None
     start = experiment_meta(exp).get("created", t0)
     rec["df"] = df
     rec["curve"] = hv_curve(df, objectives, ref, start)
     rec["models"] = rec["curve"]["models"][-1]
-    rec["finished"] = int((df["status"] == "TERMINATED").sum()) if df is not None and len(df) \
-        else 0
+    if df is not None and len(df):    # models: a conditioned trial's grid points are one
+        one = df["point"].fillna(-1) <= 0 if "point" in df else True
+        rec["finished"] = int(((df["status"] == "TERMINATED") & one).sum())
+    else:
+        rec["finished"] = 0
     rec["epochs"] = rec["curve"]["epochs"][-1]
     rec["final_hv"] = rec["curve"]["hv"][-1]
     status = f"failed: {rec['error']}" if rec["error"] else "done"
@@ -300,8 +322,9 @@ def bench(a) -> dict:
     from search.cluster import init_ray
     started = not ray.is_initialized()
     init_ray(None, a.cpus)
-    print(f"[bench] {len(a.methods)} method(s): {', '.join(a.methods)}; budget {a.budget} "
-          f"models x {a.epochs} epochs each; results in {out}", flush=True)
+    print(f"[bench] {len(a.methods)} method(s): {', '.join(a.methods)}; budget "
+          f"{a.budget * a.epochs} member-epochs ({a.budget} models x {a.epochs} epochs); "
+          f"{a.data_name}; results in {out}", flush=True)
     results = {}
     try:
         for i, m in enumerate(a.methods, 1):
@@ -316,6 +339,10 @@ def bench(a) -> dict:
     table = report(results, a, worst)
     png = plot(results, a, out / "bench_frontier.png")
     doc = {"settings": {"budget": a.budget, "epochs": a.epochs, "rows": a.rows,
+                        "member_epoch_budget": a.budget * a.epochs,
+                        "data": a.data_name, "cond_trials": a.cond_trials,
+                        "cond_epochs": a.cond_epochs, "cond_per_batch": a.cond_per_batch,
+                        "moasha": {**fm.MOASHA, "epochs": a.moasha_epochs},
                         "objectives": a.objectives, "methods": a.methods, "seed": a.seed,
                         "data_seed": a.data_seed, "pop_size": a.pop_size,
                         "generations": a.budget // a.pop_size, "batch_size": a.batch_size,
@@ -328,6 +355,8 @@ def bench(a) -> dict:
            "curves": {m: r["curve"] for m, r in results.items()},
            "experiments": {m: r["experiment"] for m, r in results.items()},
            "spaces": {m: r["space"] for m, r in results.items()}}
+    doc["goals"] = fm.goal_numbers(doc)
+    fm.print_goals(doc["goals"])
     js = out / "bench_frontier.json"
     js.write_text(json.dumps(json_safe(doc), indent=1))
     print(f"\nplot: {png}\njson: {js}\nper method: python -m analysis frontier {out}/<method>",
@@ -355,8 +384,10 @@ def main(argv=None) -> int:
         return 2
     if a.seeds > 1:
         summary = over_seeds(docs, a)
+        goals = fm.over_seed_goals([d["goals"] for d in docs])
         (a.out / "bench_frontier_seeds.json").write_text(json.dumps(json_safe(
-            {"seeds": list(range(a.seed, a.seed + a.seeds)), "summary": summary}), indent=1))
+            {"seeds": list(range(a.seed, a.seed + a.seeds)), "summary": summary,
+             "goals": goals}), indent=1))
     return 1 if any(t.get("error") for d in docs for t in d["table"].values()) else 0
 
 

@@ -15,23 +15,45 @@ import numpy as np
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
+def _trial_cost(df, rows) -> tuple[int, int, int]:
+    """(models, epochs, member-epochs) of one trial's rows. A conditioned trial (rows are
+    its grid points, ``point`` >= 0) is one model whose every step scores ``per_batch``
+    preferences: E epochs cost E x per_batch member-epochs. Otherwise each row is a model
+    (a population member) and costs the epochs it reported (a trial the scheduler stopped
+    costs only the epochs it ran)."""
+    epochs = df["epochs"].fillna(0).to_numpy(dtype=np.float64) if "epochs" in df else \
+        np.zeros(len(df))
+    first = rows[0]
+    point = df["point"].iloc[first] if "point" in df else -1
+    if point is not None and np.isfinite(float(point)) and point >= 0:
+        per = df["config/conditioning.per_batch"].iloc[first] \
+            if "config/conditioning.per_batch" in df else 1
+        per = int(per) if per is not None and np.isfinite(float(per)) else 1
+        e = int(epochs[first])
+        return 1, e, e * per
+    e = int(epochs[rows].sum())
+    return len(rows), e, e
+
+
 def hv_curve(df, objectives, ref, start: float | None = None) -> dict:
     """Hypervolume after each finished trial, in the order trials finished.
 
-    The rows of one trial (a population trial's members) enter together; rows that never
-    reported (no ``finished_at``) come last. Returns lists, starting at (0 models, HV 0):
-    ``models`` (rows so far: models trained or tried), ``epochs`` (epochs reported so
-    far), ``seconds`` (``finished_at - start``; NaN without a start or a finish time),
-    ``hv`` (of the finished models so far; failed ones add nothing)."""
+    The rows of one trial (a population trial's members, a conditioned trial's grid
+    points) enter together; rows that never reported (no ``finished_at``) come last.
+    Returns lists, starting at (0 models, HV 0): ``models`` (models trained or tried so
+    far: a conditioned trial is one), ``epochs`` (model-epochs so far),
+    ``member_epochs`` (the budget unit: a model trained one epoch is 1, a conditioned
+    epoch scoring P preferences per step is P; :func:`_trial_cost`), ``seconds``
+    (``finished_at - start``; NaN without a start or a finish time), ``hv`` (of the
+    finished rows so far; failed ones add nothing)."""
     from analysis.frontier import hypervolume_curve, trial_steps
     from analysis.results import auc_matrix
-    curve = {"models": [0], "epochs": [0], "seconds": [0.0], "hv": [0.0]}
+    curve = {"models": [0], "epochs": [0], "member_epochs": [0], "seconds": [0.0],
+             "hv": [0.0]}
     if df is None or not len(df):
         return curve
     F = auc_matrix(df, objectives)
     fin = df["finished_at"].to_numpy(dtype=np.float64)
-    epochs = df["epochs"].fillna(0).to_numpy(dtype=np.float64) if "epochs" in df else \
-        np.zeros(len(df))
     key = (df["dir"] if "dir" in df else df["trial_id"]).astype(str).to_numpy()
     # trials by finishing time (never finished: last), then rows in trial order
     trials = sorted(trial_steps(key), key=lambda rows: (
@@ -39,29 +61,38 @@ def hv_curve(df, objectives, ref, start: float | None = None) -> dict:
         rows[0]))
     order = [i for rows in trials for i in rows]
     curve["hv"] += hypervolume_curve(F[order], ref, trials=key[order]).tolist()
-    taken: list[int] = []
     for rows in trials:
-        taken += rows
+        n, e, me = _trial_cost(df, rows)
         t = fin[rows[0]]
-        curve["models"].append(len(taken))
-        curve["epochs"].append(int(epochs[taken].sum()))
+        curve["models"].append(curve["models"][-1] + n)
+        curve["epochs"].append(curve["epochs"][-1] + e)
+        curve["member_epochs"].append(curve["member_epochs"][-1] + me)
         curve["seconds"].append(float(t - start) if start is not None and math.isfinite(t)
                                 else math.nan)
     return curve
 
 
-def hv_at(curve: dict, models: int) -> float:
-    """HV once at most ``models`` models were trained (a trial whose members would cross
-    the mark does not count yet)."""
+def hv_at(curve: dict, budget: float, unit: str = "models") -> float:
+    """HV once at most ``budget`` ``unit`` (models, or member_epochs) were spent (a trial
+    whose cost would cross the mark does not count yet)."""
     best = 0.0
-    for n, h in zip(curve["models"], curve["hv"]):
-        if n <= models:
+    for n, h in zip(curve[unit], curve["hv"]):
+        if n <= budget:
             best = h
     return best
 
 
+def reach(curve: dict, target: float, unit: str = "member_epochs") -> float | None:
+    """The least ``unit`` spent at which the curve's HV is at least ``target`` (None:
+    never)."""
+    for n, h in zip(curve[unit], curve["hv"]):
+        if target > 0 and h >= target:
+            return n
+    return None
+
+
 def marks(budget: int) -> list[int]:
-    """The model counts at 25, 50, 75 and 100% of the budget."""
+    """The budget marks at 25, 50, 75 and 100% of ``budget``."""
     return [max(1, int(round(f * budget))) for f in FRACTIONS]
 
 
@@ -70,50 +101,61 @@ def _fmt(x, spec=".6f") -> str:
         else format(x, spec)
 
 
+def _ratio(x: float, base: float) -> float:
+    return x / base if base > 0 else math.nan
+
+
 def report(results: dict, a, worst_ref, file=None) -> dict:
-    """Print the table and the ratios to random; returns the table (for the JSON)."""
+    """Print the table and the ratios to random at equal member-epochs; returns the table
+    (for the JSON)."""
     file = file or sys.stdout
     from analysis.frontier import hypervolume
     from analysis.results import auc_matrix
-    ks = marks(a.budget)
+    budget = a.budget * a.epochs                 # member-epochs: random's full budget
+    ks = marks(budget)
     p = lambda *x: print(*x, file=file)   # noqa: E731
     table = {}
     for m, r in results.items():
         F = auc_matrix(r["df"], a.objectives) if r["df"] is not None else \
             np.zeros((0, len(a.objectives)))
         hv_w = hypervolume(F, worst_ref) if worst_ref is not None and len(F) else math.nan
+        c = r["curve"]
         table[m] = {"models": r["models"], "finished": r["finished"], "epochs": r["epochs"],
+                    "member_epochs": c["member_epochs"][-1],
                     "wall_s": round(r["wall_s"], 1), "final_hv": r["final_hv"],
                     "final_hv_worst_ref": hv_w,
-                    "hv_at": {str(k): hv_at(r["curve"], k) for k in ks},
+                    "hv_at": {str(k): hv_at(c, k, "member_epochs") for k in ks},
                     "note": r["note"], "error": r["error"]}
     ref_s = ", ".join(f"{o} {v:g}" for o, v in zip(a.objectives, a.ref))
     worst_s = "n/a" if worst_ref is None else \
         ", ".join(f"{o} {v:.4f}" for o, v in zip(a.objectives, worst_ref))
-    p(f"\n== benchmarks.frontier: budget {a.budget} models x {a.epochs} epochs per method, "
-      f"{a.rows} rows, objectives {', '.join(a.objectives)} ==")
+    p(f"\n== benchmarks.frontier: budget {budget} member-epochs ({a.budget} models x "
+      f"{a.epochs} epochs), {a.data_name}, objectives {', '.join(a.objectives)} ==")
     p(f"HV reference (all methods): AUC {ref_s}.  HV(worst) column: reference = worst "
       f"AUC over all methods' models ({worst_s})")
-    head = f"{'method':17s} {'models':>6s} {'epochs':>6s} {'wall s':>7s} {'final HV':>10s} " + \
-        " ".join(f"{f'HV@{int(f * 100)}%({k})':>12s}" for f, k in zip(FRACTIONS, ks)) + \
-        f" {'HV(worst)':>10s}"
-    p(head)
+    p(f"{'method':17s} {'models':>6s} {'mem-ep':>6s} {'wall s':>7s} {'final HV':>10s} " +
+      " ".join(f"{f'HV@{int(f * 100)}%({k})':>12s}" for f, k in zip(FRACTIONS, ks)) +
+      f" {'HV(worst)':>10s}")
     for m, t in table.items():
-        p(f"{m:17s} {t['models']:6d} {t['epochs']:6d} {t['wall_s']:7.0f} "
+        p(f"{m:17s} {t['models']:6d} {t['member_epochs']:6d} {t['wall_s']:7.0f} "
           f"{_fmt(t['final_hv']):>10s} " +
           " ".join(f"{_fmt(t['hv_at'][str(k)]):>12s}" for k in ks) +
           f" {_fmt(t['final_hv_worst_ref']):>10s}")
     for m, t in table.items():
         p(f"  {m}: {t['note']}" + (f"; ERROR {t['error']}" if t["error"] else ""))
     if "random" in table:
-        p("\nHV(method) / HV(random) at equal budget (models trained):")
-        p(f"{'method':17s} " + " ".join(f"{f'@{k}':>8s}" for k in ks))
-        base = table["random"]["hv_at"]
+        p("\nHV(method) / HV(random) at equal member-epochs (at the marks, and at what the "
+          "method spent):")
+        p(f"{'method':17s} " + " ".join(f"{f'@{k}':>8s}" for k in ks) + f" {'@spent':>8s}")
+        base = results["random"]["curve"]
         for m, t in table.items():
-            ratios = {str(k): (t["hv_at"][str(k)] / base[str(k)] if base[str(k)] > 0
-                               else math.nan) for k in ks}
+            ratios = {str(k): _ratio(t["hv_at"][str(k)], hv_at(base, k, "member_epochs"))
+                      for k in ks}
             t["ratio_vs_random"] = ratios
-            p(f"{m:17s} " + " ".join(f"{_fmt(ratios[str(k)], '.3f'):>8s}" for k in ks))
+            t["ratio_at_spent"] = _ratio(t["final_hv"],
+                                         hv_at(base, t["member_epochs"], "member_epochs"))
+            p(f"{m:17s} " + " ".join(f"{_fmt(ratios[str(k)], '.3f'):>8s}" for k in ks) +
+              f" {_fmt(t['ratio_at_spent'], '.3f'):>8s}")
     return table
 
 
@@ -127,14 +169,15 @@ def plot(results: dict, a, path: Path) -> Path:
         c = r["curve"]
         kw = dict(drawstyle="steps-post", marker=".", color=colour[m], label=m,
                   ls=styles[j % len(styles)])
-        left.plot(c["models"], c["hv"], **kw)
+        left.plot(c["member_epochs"], c["hv"], **kw)
         s = np.asarray(c["seconds"], dtype=float)
         ok = np.isfinite(s)
         right.plot(s[ok], np.asarray(c["hv"])[ok], **kw)
-    left.axvline(a.budget, color="0.5", ls="--", lw=0.8)
+    left.axvline(a.budget * a.epochs, color="0.5", ls="--", lw=0.8)
     from matplotlib.ticker import MaxNLocator
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_xlabel("models trained")
+    left.set_xlabel("member-epochs (a model for one epoch = 1; a conditioned epoch = "
+                    "its preferences per step)")
     right.set_xlabel("wall seconds since the method's experiment started")
     for ax in (left, right):
         ax.set_ylabel("hypervolume")
@@ -142,7 +185,7 @@ def plot(results: dict, a, path: Path) -> Path:
     left.legend(fontsize=8)
     ref_s = ", ".join(f"{v:g}" for v in a.ref)
     fig.suptitle(f"Hypervolume (reference AUC {ref_s}); {a.epochs} epochs per model, "
-                 f"{a.rows} rows, objectives {', '.join(a.objectives)}", fontsize=10)
+                 f"{a.data_name}, objectives {', '.join(a.objectives)}", fontsize=10)
     return save(fig, path)
 
 
@@ -161,25 +204,47 @@ def json_safe(x):
     return x
 
 
+def _ms(v) -> tuple[float, float]:
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    return (float(v.mean()), float(v.std())) if len(v) else (math.nan, math.nan)
+
+
 def over_seeds(docs: list[dict], a, file=None) -> dict:
-    """Mean and std over seeds of each method's final HV and of its ratio to random's."""
+    """Mean and std over seeds (numpy std, ddof 0) of each method's final HV, member-epochs
+    spent, wall seconds, and its HV / random's at equal member-epochs (at what it spent)
+    and at the end; the goals' numbers (``frontier_methods.over_seed_goals``)."""
+    from .frontier_methods import over_seed_goals
     out = {}
-    print(f"\n== over {len(docs)} seeds ({a.seed}..{a.seed + len(docs) - 1}): final HV, "
-          f"reference AUC {a.ref} ==", file=file)
-    print(f"{'method':18s} {'mean HV':>10s} {'std':>9s} {'HV/random mean':>15s} "
-          f"{'beats random':>13s}", file=file)
+    pm = lambda m, s, d=4: f"{_fmt(m, f'.{d}f')} ± {_fmt(s, f'.{d}f')}"   # noqa: E731
+    print(f"\n== over {len(docs)} seeds ({a.seed}..{a.seed + len(docs) - 1}): mean ± std, "
+          f"reference AUC {a.ref}, {a.data_name} ==", file=file)
+    print(f"{'method':15s} {'final HV':>17s} {'member-epochs':>15s} {'wall s':>11s} "
+          f"{'HV/rnd @equal ME':>17s} {'HV/rnd final':>15s} {'beats rnd':>9s}", file=file)
+    goals = over_seed_goals([d.get("goals", {}) for d in docs])
     for m in a.methods:
-        hv = np.array([d["table"][m]["final_hv"] for d in docs], dtype=float)
-        row = {"final_hv": hv.tolist(), "mean": float(hv.mean()), "std": float(hv.std())}
+        t = [d["table"][m] for d in docs]
+        hv = np.array([x["final_hv"] for x in t], dtype=float)
+        row = {"final_hv": hv.tolist(), "mean": _ms(hv)[0], "std": _ms(hv)[1],
+               "member_epochs": _ms([x["member_epochs"] for x in t]),
+               "wall_s": _ms([x["wall_s"] for x in t]),
+               "ratio_at_spent": _ms([x.get("ratio_at_spent", math.nan) for x in t])}
         if "random" in a.methods:
             rnd = np.array([d["table"]["random"]["final_hv"] for d in docs], dtype=float)
-            ratio = hv / rnd
-            row.update(ratio_mean=float(ratio.mean()), wins=int((hv > rnd).sum()))
-        out[m] = row
-        ratio_s = f"{row['ratio_mean']:15.3f}" if "ratio_mean" in row else f"{'-':>15s}"
+            row.update(ratio=_ms(hv / rnd), ratio_mean=_ms(hv / rnd)[0],
+                       wins=int((hv > rnd).sum()))
+        out[m] = {**row, **({"goal": goals[m]} if m in goals else {})}
         wins = f"{row['wins']}/{len(docs)}" if "wins" in row else "-"
-        print(f"{m:18s} {row['mean']:10.6f} {row['std']:9.6f} {ratio_s} {wins:>13s}",
+        print(f"{m:15s} {pm(row['mean'], row['std'], 5):>17s} "
+              f"{pm(*row['member_epochs'], 0):>15s} {pm(*row['wall_s'], 0):>11s} "
+              f"{pm(*row['ratio_at_spent'], 3):>17s} "
+              f"{pm(*row.get('ratio', (math.nan, math.nan)), 3):>15s} {wins:>9s}",
               file=file, flush=True)
+    for m in [x for x in a.methods if x in goals]:
+        g = goals[m]
+        r = g["reach"]
+        print(f"  {m}: spent {pm(*g['spent'], 2)} of random's member-epochs; HV/random final "
+              f"{pm(*g['hv_ratio'], 3)}; at equal member-epochs {pm(*g['ratio_at_spent'], 3)}"
+              f"; reached random's final HV in {g['reached']} seeds" +
+              (f" at {pm(*r, 2)} of its member-epochs" if r else ""), file=file)
     return out
-
-

@@ -109,7 +109,9 @@ def test_spaces_load_and_give_equal_budgets(tmp_path, budget, pop, gens):
         assert c["data"] == cfgs["random"]["data"]
         assert c["model"] == {"family": "harmonrank", "d_model": 8}
         assert c["loss"] == {"kind": "rank_auc"}
-        assert (c["optim"]["epochs"], c["optim"]["batch_size"]) == (2, 2048)
+        assert c["optim"]["batch_size"] == 2048
+        assert c["optim"]["epochs"] == {"conditioned": a.cond_epochs,
+                                        "random+moasha": a.moasha_epochs}.get(m, 2)
         assert spaces[m].tracking["wandb"]["mode"] == "disabled"
         assert spaces[m].objectives == ["click", "long_view", "buy"]
     for m in ("random", "optuna_nsga2", "nsga2", "population_nsga2"):
@@ -117,6 +119,47 @@ def test_spaces_load_and_give_equal_budgets(tmp_path, budget, pop, gens):
                                               "weights": {"simplex": spaces[m].objectives}}
         assert spaces[m].raw["optim"]["lr"] == 0.01       # default --lr: one lr for all
     assert spaces["pe_ltr_grid"].raw["optim"]["lr"] == 0.01
+    # the methods of benchmarks.frontier_methods
+    assert spaces["optuna_gp"].search["sampler"] == "gp"
+    assert spaces["optuna_gp"].search["num_samples"] == budget
+    moasha = spaces["random+moasha"]
+    assert (moasha.search["algorithm"], moasha.search["num_samples"]) == ("random", budget)
+    assert moasha.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 3}
+    assert paths["random+moasha"].name == "random_moasha.yaml"      # no '+' in a name
+    cond = spaces["conditioned"]
+    assert "weighting" not in cond.raw and cond.raw["conditioning"]["per_batch"] == 2
+    assert cond.search["num_samples"] == a.cond_trials == 2
+
+
+@pytest.mark.parametrize("budget,epochs,want", [(28, 4, 8), (28, 2, 4), (4, 2, 1)])
+def test_conditioned_epochs_fit_in_30_percent_of_the_budget(tmp_path, budget, epochs, want):
+    a = bf.parse_args(["--budget", str(budget), "--epochs", str(epochs), "--out",
+                       str(tmp_path / "o"), "--methods", "random,conditioned"])
+    assert a.cond_epochs == want
+    cost = a.cond_trials * a.cond_epochs * a.cond_per_batch
+    assert cost <= max(0.3 * budget * epochs, a.cond_trials * a.cond_per_batch)
+    assert f"= {cost} member-epochs" in bf.plan(a)["conditioned"]["note"]
+
+
+def test_data_option_takes_an_me_dataset_and_its_objectives(tmp_path):
+    import yaml
+    d = tmp_path / "me"
+    d.mkdir()
+    (d / "meta.yaml").write_text(yaml.safe_dump({"objectives": ["like", "click", "comment",
+                                                                "long_view"]}))
+    a = bf.parse_args(["--data", str(d), "--out", str(tmp_path / "o"), "--methods", "random"])
+    assert a.objectives == ["click", "long_view", "like"]      # OBJECTIVE_ORDER first
+    space = bf.plan(a)["random"]["space"]
+    assert space["data"] == {"path": str(d.resolve()), "objectives": a.objectives}
+    a = bf.parse_args(["--data", str(d), "--objectives", "comment,like", "--out",
+                       str(tmp_path / "o"), "--methods", "random"])
+    assert a.objectives == ["comment", "like"]
+    with pytest.raises(bf.BenchError, match=r"--objectives 'buy,click'.*unknown objective"
+                                          r"\(s\) buy; allowed: a count 2..4 or names from "
+                                          r"click, long_view, like, comment"):
+        bf.parse_args(["--data", str(d), "--objectives", "buy,click", "--out", str(tmp_path)])
+    with pytest.raises(bf.BenchError, match=r"--data .*not an ME dataset folder"):
+        bf.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
 
 
 def test_lr_search_option(tmp_path):
@@ -156,6 +199,7 @@ def test_hv_curve_matches_hypervolume_of_the_models_finished_so_far():
     c = bf.hv_curve(df, ["x", "y"], ref, start=5.0)
     assert c["models"] == [0, 1, 2, 3, 5, 6, 7]       # a, b, e, p (two members), c, z
     assert c["epochs"] == [0, 2, 4, 5, 9, 11, 11]
+    assert c["member_epochs"] == c["epochs"]           # no conditioned trial here
     assert c["seconds"][:6] == [0.0, 5.0, 15.0, 20.0, 25.0, 35.0]
     assert math.isnan(c["seconds"][6])
     entered = [["a"], ["a", "b"], ["a", "b", "e"], ["a", "b", "e", "p.m0", "p.m1"],
@@ -176,7 +220,32 @@ def test_hv_curve_matches_hypervolume_of_the_models_finished_so_far():
 
 def test_hv_curve_of_nothing_is_zero():
     assert bf.hv_curve(None, ["x"], [0.5]) == {"models": [0], "epochs": [0],
-                                                "seconds": [0.0], "hv": [0.0]}
+                                                "member_epochs": [0], "seconds": [0.0],
+                                                "hv": [0.0]}
+
+
+def test_member_epochs_of_a_conditioned_trial_and_a_stopped_one():
+    """A conditioned trial (its grid points are rows) is one model costing epochs x
+    per_batch; a trial the scheduler stopped at epoch 1 costs 1."""
+    from analysis.frontier import hypervolume
+    rows = [{"trial_id": "s", "dir": "d/s", "status": "TERMINATED", "finished_at": 1.0,
+             "epochs": 1, "point": -1, "auc/x": 0.6, "auc/y": 0.6}]
+    rows += [{"trial_id": f"c.p{i}", "dir": "d/c", "status": "TERMINATED", "finished_at": 2.0,
+              "epochs": 5, "point": i, "config/conditioning.per_batch": 4,
+              "auc/x": 0.6 + 0.05 * i, "auc/y": 0.8 - 0.05 * i} for i in range(3)]
+    rows += [{"trial_id": "f", "dir": "d/f", "status": "TERMINATED", "finished_at": 3.0,
+              "epochs": 8, "point": -1, "auc/x": 0.72, "auc/y": 0.72}]
+    df = pd.DataFrame(rows)
+    c = bf.hv_curve(df, ["x", "y"], [0.5, 0.5])
+    assert c["models"] == [0, 1, 2, 3] and c["epochs"] == [0, 1, 6, 14]
+    assert c["member_epochs"] == [0, 1, 21, 29]
+    pts = df[["auc/x", "auc/y"]].to_numpy()
+    assert c["hv"][2] == pytest.approx(hypervolume(pts[:4], [0.5, 0.5]))
+    assert bf.hv_at(c, 20, "member_epochs") == c["hv"][1]
+    assert bf.hv_at(c, 21, "member_epochs") == c["hv"][2]
+    from benchmarks.frontier_report import reach
+    assert reach(c, c["hv"][2]) == 21 and reach(c, 1.0) is None
+    assert reach(c, c["hv"][3] - 1e-12) == 29 if c["hv"][3] > c["hv"][2] else True
 
 
 # --- a real run ----------------------------------------------------------------------------
@@ -189,7 +258,7 @@ def test_a_tiny_benchmark_runs_and_saves_the_plot_and_the_curves(tmp_path, capsy
                   "--methods", "random,pe_ltr_grid,population_nsga2", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "HV(method) / HV(random) at equal budget" in text
+    assert "HV(method) / HV(random) at equal member-epochs" in text
     assert "pe_ltr_grid: partitions 1: 3 bound vectors, 3 < budget 4" in text
     png, js = out / "bench_frontier.png", out / "bench_frontier.json"
     assert png.is_file() and png.stat().st_size > 10_000
@@ -208,4 +277,26 @@ def test_a_tiny_benchmark_runs_and_saves_the_plot_and_the_curves(tmp_path, capsy
         assert (out / m / "paretune.json").is_file() and (out / f"{m}.yaml").is_file()
     # the population's two members of a generation enter together
     assert doc["curves"]["population_nsga2"]["models"] == [0, 2, 4]
-    assert doc["table"]["random"]["ratio_vs_random"]["4"] == 1.0
+    assert doc["table"]["random"]["ratio_vs_random"]["4"] == 1.0     # 4 models x 1 epoch
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_member_epoch_methods_run_and_count_their_cost(tmp_path, capsys):
+    out = tmp_path / "bench"
+    rc = bf.main(["--budget", "4", "--epochs", "2", "--rows", "20000", "--moasha-epochs", "3",
+                  "--lr", "search", "--methods", "random,conditioned,random+moasha,optuna_gp",
+                  "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "goal conditioned:" in text and "goal random+moasha:" in text
+    doc = json.loads((out / "bench_frontier.json").read_text())
+    t = doc["table"]
+    assert t["random"]["member_epochs"] == t["optuna_gp"]["member_epochs"] == 8
+    assert t["conditioned"]["models"] == 2 and t["conditioned"]["member_epochs"] == 2 * 1 * 2
+    assert 4 <= t["random+moasha"]["member_epochs"] <= 4 * 3          # stopped trials cost less
+    assert (out / "random_moasha" / "paretune.json").is_file()
+    g = doc["goals"]
+    assert g["conditioned"]["spent"] == pytest.approx(4 / 8)
+    assert g["conditioned"]["hv_ratio"] == pytest.approx(
+        t["conditioned"]["final_hv"] / t["random"]["final_hv"])

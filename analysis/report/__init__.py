@@ -11,6 +11,8 @@ numbers; a killed report resumes from it) and ``report.json``. Studies (``STUDIE
 - ``label_skew`` Table 7: the rarest objective's train positives cut 10x and 100x
 - ``frontier``   Fig. 3: HarmonRank vs MBCE trade-off curves for pairs of objectives
 - ``attention``  sec. 5.7.2: learned A_r vs the labels' Spearman correlations
+- ``families``   fusion, MLP, HarmonRank and conditioned HarmonRank at equal member-epochs
+  (not run unless named in ``studies``: it trains 3 families)
 
 Every run trains HarmonRank's network with the one training loop, keeps the epoch with
 the best validation AUC sum and reports test AUCs (``runs.py``).
@@ -35,7 +37,9 @@ STUDIES: dict[str, str] = {
     "label_skew": "analysis.report.studies.skew",
     "frontier": "analysis.report.studies.frontier",
     "attention": "analysis.report.studies.attention",
+    "families": "analysis.report.studies.families",
 }
+DEFAULT_STUDIES = ("losses", "label_skew", "frontier", "attention")   # families: on request
 
 
 def study(name: str):
@@ -51,7 +55,7 @@ def build(out, data, *, objectives=None, seeds=(0, 1, 2), studies=None, options=
     from trainables.data.schema import load_dataset
     t0 = time.time()
     out = Path(out)
-    modules = {n: study(n) for n in (studies or STUDIES)}
+    modules = {n: study(n) for n in (studies or DEFAULT_STUDIES)}
     ds = load_dataset(data, objectives, splits=["train"])    # validates data + objectives
     for split in ("valid", "test"):
         if split not in ds.meta.get("splits", {}):

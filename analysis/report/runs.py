@@ -95,7 +95,13 @@ def execute(run: Run, tests: TestSets) -> dict:
         if checkpoint_dir is None or not math.isfinite(v) or v <= best["valid_auc_sum"]:
             return
         model, _ = load_model(checkpoint_dir)
-        t = evaluate(model, test, objectives, 262144, with_gauc=False)
+        if "points" in metrics:         # a conditioned model: its whole grid on test
+            best["points"] = _grid_on_test(model, test, objectives, metrics)
+            t = {f"auc/{o}": best["points"][metrics["best_point"]]["test"][o]
+                 for o in objectives}
+            t["auc_sum"] = sum(t.values())
+        else:
+            t = evaluate(model, test, objectives, 262144, with_gauc=False)
         best.update(valid_auc_sum=v, epoch=metrics["epoch"],
                     valid={o: metrics[f"auc/{o}"] for o in objectives},
                     test={o: t[f"auc/{o}"] for o in objectives}, test_auc_sum=t["auc_sum"])
@@ -116,6 +122,28 @@ def execute(run: Run, tests: TestSets) -> dict:
     speed = sum(h["samples_per_s"] for h in history) / len(history)
     return {**rec, "status": "ok", **best, "epochs": len(history),
             "samples_per_s": round(speed), "seconds": round(time.time() - t0, 1)}
+
+
+def _grid_on_test(model, test, objectives, metrics: dict, chunk: int = 8) -> list[dict]:
+    """A conditioned model's grid points (``p<i>/pref/<obj>`` of the epoch's metrics):
+    each point's preference, validation AUCs (reported) and test AUCs (scored here with
+    ``model.score`` under that preference), in grid order."""
+    import torch
+    from trainables.step import _score_metrics
+    n = int(metrics["points"])
+    prefs = torch.tensor([[metrics[f"p{i}/pref/{o}"] for o in objectives] for i in range(n)],
+                         dtype=torch.float32)
+    out = []
+    with torch.no_grad():
+        for lo in range(0, n, chunk):
+            s = model.score(test.scores, test.cat, test.num, prefs[lo:lo + chunk])
+            for j in range(s.shape[0]):
+                i = lo + j
+                m = _score_metrics(s[j], test, objectives, False)
+                out.append({"pref": prefs[i].tolist(),
+                            "valid": {o: metrics[f"p{i}/auc/{o}"] for o in objectives},
+                            "test": {o: m[f"auc/{o}"] for o in objectives}})
+    return out
 
 
 def run_all(runs: list[Run], store: RunStore, tests: TestSets, log=print) -> None:
