@@ -1,6 +1,8 @@
 """A space file's data section: parsed, then checked in full before Ray starts.
 
-``{path: DIR, objectives: [...]}``: meta.yaml and the objectives are read first
+``{path: DIR or URI, objectives: [...], stream: auto|true|false, ...}`` (the reading
+options: ``trainables.data.location``, checked here too): meta.yaml and the objectives are
+read first
 (:func:`parse_data`); at the end of validation :func:`check_data` runs the dataset
 contract's own validator over every split (``trainables.data.validate_dataset``: column
 by column types, values, both classes, batch by batch, bounded memory) and checks that
@@ -45,13 +47,18 @@ def parse_data(d, label: str = "data.path") -> tuple[dict, list[str]]:
     for k, v in d.items():
         if _is_dist_form(v):
             _fail(f"data.{k}", v, "data values are fixed; distributions are not allowed here")
+    from trainables.data.location import check_stream_options, is_uri
+    try:
+        check_stream_options(d)
+    except ValueError as e:
+        raise _Invalid(str(e)) from None
     if "path" in d:
-        from trainables.data.schema import read_meta
+        from trainables.data.location import DataLocation
         if not isinstance(d["path"], str) or not d["path"] or "\0" in d["path"]:
-            _fail("data.path", d["path"], "must be a dataset folder (a string)")
-        folder = Path(d["path"]).expanduser().resolve()
+            _fail("data.path", d["path"], "must be a dataset folder or URI (a string)")
+        folder = d["path"] if is_uri(d["path"]) else Path(d["path"]).expanduser().resolve()
         try:
-            meta = read_meta(folder)
+            meta = DataLocation(folder, d.get("endpoint")).meta()
         except ValueError as e:
             _bad(label, d["path"], str(e))
         objs = d.get("objectives")
@@ -70,7 +77,8 @@ def parse_data(d, label: str = "data.path") -> tuple[dict, list[str]]:
         return d, list(objs)
     if d["source"] != "synthetic":
         _fail("data.source", d["source"], "allowed: synthetic (or give data.path)")
-    params = {k: v for k, v in d.items() if k != "source"}
+    from trainables.data.resolve import synthetic_params
+    params = synthetic_params(d)
     for k, v in params.items():
         kind = _kind_of(allowed[k])
         if kind != "any":
@@ -89,15 +97,16 @@ def check_data(data: dict, objectives: list[str], run: dict,
     if "path" in data:
         from trainables.data import dataset_splits, validate_dataset
         try:
-            validate_dataset(data["path"], objectives)
-            splits = dataset_splits(data["path"])
+            validate_dataset(data["path"], objectives, endpoint=data.get("endpoint"))
+            splits = dataset_splits(data["path"], endpoint=data.get("endpoint"))
         except ValueError as e:
             _bad(label, data["path"], str(e))
         where = f"the dataset's splits (its meta.yaml): {_names(splits)}"
     else:
         from trainables.data import synthetic
+        from trainables.data.resolve import synthetic_params
         try:
-            synthetic.check_classes({k: v for k, v in data.items() if k != "source"})
+            synthetic.check_classes(synthetic_params(data))
         except ValueError as e:
             _fail("data", data, str(e))
         splits, where = SYNTHETIC_SPLITS, f"synthetic data has {_names(SYNTHETIC_SPLITS)}"

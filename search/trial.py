@@ -7,7 +7,10 @@ A trial is one call of the trainables' training loop:
 - more workers: the trial fits a Ray Train ``TorchTrainer`` (data parallel, gloo on CPU,
   nccl on GPU) whose rank-0 metrics reach Tune through ``TuneReportCallback``. The outer
   trial reserves no CPU (a token amount of Ray's ``memory`` resource), so a
-  ``2 workers x 1 CPU`` trial fits a 2-CPU cluster.
+  ``2 workers x 1 CPU`` trial fits a 2-CPU cluster. Each worker gets its own shard of the
+  data itself (``trainables.sources``: loaded, or streamed from Parquet under
+  ``data.stream``) rather than through Ray Data, whose read tasks would find no CPU left
+  on such a cluster (docs/DESIGN.md, "Training loop").
 
 Every trial writes ``resolved_config.json`` (the exact training config) into its folder
 on the experiment's storage, reports where it ran (``node_id``, ``hostname``), and a

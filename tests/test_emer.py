@@ -96,18 +96,22 @@ def _cfg(path, **over):
     return cfg
 
 
-def test_row_batching_is_unchanged_for_row_models(small_dataset, monkeypatch):
-    """The batches of a row model and loss are exactly those of the loop before request
-    batching: a seeded permutation of the rows cut every batch_size, the tail dropped."""
+def test_row_batches_are_a_seeded_permutation_of_every_row(small_dataset, monkeypatch):
+    """The batches of a row model and loss: a seeded permutation of the rows cut into
+    ceil(rows / batch_size) near-equal batches, so every row is trained each epoch (a
+    batch size that divides the rows gives the loop's batches of before, cut every
+    batch_size rows)."""
     from trainables.data import load_dataset
     seen = _recorded_batches(monkeypatch, _cfg(small_dataset))
     train = load_dataset(small_dataset, splits=["train"]).tensors("train")
     gen = torch.Generator().manual_seed(0 * 1_000_003 + 0)
     perm = torch.randperm(len(train), generator=gen)
-    assert len(seen) == len(train) // 4096
+    n, steps = len(train), math.ceil(len(train) / 4096)
+    assert len(seen) == steps and n % 4096             # a partial batch is trained too
     for b, (_, groups, scores) in enumerate(seen):
-        idx = perm[b * 4096:(b + 1) * 4096]
+        idx = perm[b * n // steps:(b + 1) * n // steps]
         assert torch.equal(groups, train.request[idx]) and torch.equal(scores, train.scores[idx])
+    assert sum(len(g) for _, g, _ in seen) == n
 
 
 @pytest.mark.parametrize("over,epochs", [

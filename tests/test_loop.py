@@ -12,7 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 from trainables.config import resolve_config
 from trainables.data import load_dataset
-from trainables.loop import TrainingDiverged, load_model, predict, train_loop_per_worker
+from trainables.loop import (TrainingDiverged, evaluate, load_model, predict,
+                             train_loop_per_worker)
 
 from .conftest import OBJECTIVES
 
@@ -130,14 +131,18 @@ def test_the_same_loop_runs_in_a_two_worker_ray_train_job(small_dataset, tmp_pat
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              configure_logging=False, log_to_driver=False)
-    try:
-        trainer = TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config=_cfg(small_dataset, optim={"epochs": 2, "batch_size": 2048}),
+    def fit(name, cfg):
+        return TorchTrainer(
+            train_loop_per_worker, train_loop_config=cfg,
             scaling_config=ScalingConfig(num_workers=2, use_gpu=False,
                                          resources_per_worker={"CPU": 1}),
-            run_config=RunConfig(name="two-workers", storage_path=str(tmp_path)))
-        result = trainer.fit()
+            run_config=RunConfig(name=name, storage_path=str(tmp_path))).fit()
+    try:
+        result = fit("two-workers", _cfg(small_dataset, optim={"epochs": 2, "batch_size": 2048}))
+        # streamed from a URI: each worker reads its own rows, every row each epoch
+        streamed = fit("two-streaming-workers", _cfg(
+            small_dataset, data={"path": f"file://{small_dataset}", "stream": True},
+            optim={"epochs": 1, "batch_size": 3000}))
     finally:
         ray.shutdown()
     assert result.error is None
@@ -147,3 +152,10 @@ def test_the_same_loop_runs_in_a_two_worker_ray_train_job(small_dataset, tmp_pat
         payload = torch.load(os.path.join(d, "model.pt"), weights_only=False)
     assert payload["config"]["data"]["path"] == str(small_dataset)
     assert np.isclose(payload["metrics"]["auc_sum"], result.metrics["auc_sum"])
+    assert streamed.error is None and streamed.metrics["train_rows"] == 32_000
+    with streamed.checkpoint.as_directory() as d:
+        model, _ = load_model(d)
+    valid = load_dataset(small_dataset, splits=["valid"]).tensors("valid")
+    alone = evaluate(model, valid, OBJECTIVES, 262144)
+    for k, v in alone.items():                   # sharded, gathered: the exact metrics
+        assert streamed.metrics[k] == pytest.approx(v, abs=1e-9), k

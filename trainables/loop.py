@@ -8,18 +8,24 @@
 - inside a Ray Train worker (``TorchTrainer(train_loop_per_worker, ...)``): the device
   Ray gave the worker, the model wrapped for data parallelism, each worker training on
   its shard, metrics and checkpoints through ``ray.train.report``, resuming from
-  ``ray.train.get_checkpoint()``;
+  ``ray.train.get_checkpoint()``; likewise data parallel in a process group another
+  launcher initialized (``torch.distributed``, e.g. gloo), reporting on rank 0;
 - under any other driver (e.g. a Tune function trainable) that passes
   ``report(metrics, checkpoint_dir)``.
 
-Data live as tensors on the device and are batched by index: rows, or whole requests when
-the model or the loss needs them (``trainables.requests``: a model with
-``needs_requests = True`` gets ``groups``, the batch's request ids; a loss gets the data
-arguments it names before its ``*``: ``groups``, ``mp_scores`` (the batch's MP
-scores) and/or ``duration`` (the dataset's optional ``duration`` column, for IPUT)). Per epoch it reports ``auc/<obj>``, ``auc_sum``, ``gauc/<obj>`` (validation,
-exact; also ``request_gauc/<obj>`` with ``run.request_gauc``), ``loss/<obj>`` (mean
-training loss), ``weight/<obj>``, ``samples_per_s`` (training rows per second of
-training time), ``epoch``, ``step``; each checkpoint holds the resolved config.
+Data live as tensors on the device and are batched by index, or are streamed from Parquet
+in bounded memory (``data.stream``; ``trainables.sources``); either way the epoch iterates
+a batch source (``trainables.batches``) that gives every row once per epoch and every
+worker the same number of steps: rows, or whole requests when the model or the loss needs
+them (``trainables.requests``: a model with ``needs_requests = True`` gets ``groups``, the
+batch's request ids; a loss gets the data arguments it names before its ``*``:
+``groups``, ``mp_scores`` (the batch's MP scores) and/or ``duration`` (the dataset's
+optional ``duration`` column, for IPUT)). Per epoch it reports ``auc/<obj>``, ``auc_sum``,
+``gauc/<obj>`` (validation, exact with any number of workers: ``trainables.distributed``;
+also ``request_gauc/<obj>`` with ``run.request_gauc``), ``loss/<obj>`` (mean training
+loss over every worker's steps), ``weight/<obj>``, ``samples_per_s`` (training rows of
+all workers per second of training time), ``train_rows`` (rows trained on this epoch, all
+workers together), ``epoch``, ``step``; each checkpoint holds the resolved config.
 A NaN/inf loss raises :class:`TrainingDiverged` naming the step and the objective.
 
 The loop reads as steps: :func:`_setup` (config, device, data, the trainee, loss,
@@ -32,7 +38,6 @@ reporters in ``trainables.reporting``; all their public names are importable fro
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -43,12 +48,14 @@ import torch
 from .checkpoints import (CHECKPOINT_FILE, UnsafeCheckpoint, _load_checkpoint,  # noqa: F401
                           _plain_payload, _save_checkpoint, load_model)
 from .config import resolve_config
-from .data import load_dataset, resolve_data
+from .data import resolve_data
+from .distributed import all_sum, rank_world, wrap_model
 from .losses import bind_objectives, get_loss
 from .models import FeatureSpec
 from .reporting import (_emit, _local_reporter, _ray_reporter, tune_reporter,  # noqa: F401
                         where_ran)
-from .requests import RequestIndex, shard_requests
+from .requests import needs_requests
+from .sources import open_data
 from .step import (LOSS_DATA, _score_metrics, by_request, evaluate,  # noqa: F401
                    evaluate_members, loss_data, make_optimizer, make_step, predict)
 from .trainee import (Population, SingleModel, Trainee, TrainingDiverged,  # noqa: F401
@@ -90,20 +97,15 @@ class _Run:
     rank: int
     world: int
     device: torch.device
-    ds: object                  # the dataset (its feature layout goes into checkpoints)
+    ds: object                  # the data (its feature layout goes into checkpoints)
     objectives: list
-    valid: object               # the validation split, as tensors on the device
+    valid: object               # the eval split: a TensorSplit, or this worker's EvalShard
     trainee: Trainee
     model: torch.nn.Module      # the trainee's model, wrapped for data parallelism if any
     report: Callable
-    shard: object               # this worker's training rows
-    n_each: int
-    bs: int
-    n_batches: int
-    requests: RequestIndex | None   # whole requests per batch, else None (rows)
+    source: object              # this worker's batches (trainables.batches)
     step: Callable
     check_every: int
-    gen: torch.Generator
     start_epoch: int
     global_step: int
 
@@ -116,7 +118,7 @@ def train_loop_per_worker(config: dict, report: Callable | None = None) -> list[
         mean_loss, rows, train_time = _train_epoch(r, epoch)
         metrics = r.trainee.metrics(r.valid, r.objectives, r.cfg["run"], mean_loss)
         metrics.update({"epoch": epoch + 1, "step": r.global_step,
-                        "samples_per_s": rows * r.world / train_time,
+                        "samples_per_s": rows / train_time, "train_rows": rows,
                         "train_time_s": train_time})
         history.append(metrics)
         _checkpoint_and_report(r, epoch, metrics)
@@ -128,23 +130,21 @@ def _setup(cfg: dict, report: Callable | None) -> _Run:
     run, o = cfg["run"], cfg["optim"]
     # a caller that brings its own reporter (e.g. a Tune trial) is not a Train worker
     ray_ctx = _ray_train_context() if report is None else None
-    rank, world = (ray_ctx.get_world_rank(), ray_ctx.get_world_size()) if ray_ctx else (0, 1)
+    rank, world = rank_world(ray_ctx)
     device = _device(run, ray_ctx)
     if run["threads"]:
         torch.set_num_threads(int(run["threads"]))
     torch.manual_seed(run["seed"])
 
     path, objectives = resolve_data(cfg["data"])
-    ds = load_dataset(path, objectives, splits=["train", run["eval_split"]])
+    ds = open_data(cfg["data"], path, objectives, run["eval_split"], device)
     objectives = ds.objectives
-    train = ds.tensors("train", device)
-    valid = ds.tensors(run["eval_split"], device)
     features = FeatureSpec(tuple(ds.categorical.items()), tuple(ds.numeric))
     trainee = make_trainee(cfg, objectives, features, device)
     loss_fn = get_loss(cfg["loss"]["kind"])
     loss_hp = bind_objectives({k: v for k, v in cfg["loss"].items() if k != "kind"},
                               objectives)
-    if loss_hp.get("use_iput") and train.duration is None:
+    if loss_hp.get("use_iput") and not ds.has_duration:
         raise ValueError(f"loss.use_iput = true needs the dataset's 'duration' column (the "
                          f"watch-time denominator of IPUT, EMER eq. 10), and {path} has none; "
                          f"set loss.use_iput: false or use a dataset with a duration column "
@@ -153,19 +153,18 @@ def _setup(cfg: dict, report: Callable | None) -> _Run:
 
     model = trainee.model
     if world > 1:
-        import ray.train.torch
-        model = ray.train.torch.prepare_model(model)
+        model = wrap_model(model, device, ray_ctx)
     if report is None:
         report = _ray_reporter(rank) if ray_ctx is not None else \
-            _local_reporter(run["verbose"], objectives)
-    shard, n_each, bs, n_batches, requests = _batching(
-        train, o["batch_size"], rank, world, by_request(trainee.model, loss_fn))
+            _local_reporter(run["verbose"] and rank == 0, objectives)
+    source, valid = ds.sources(o["batch_size"], run["eval_batch_size"], rank, world,
+                               by_request(trainee.model, loss_fn),
+                               needs_requests(trainee.model), device)
     step = make_step(model, loss_fn, loss_hp, trainee.weighting, trainee.optimizer,
                      o["grad_clip"], trainee.alive)
     check_every = run["nan_check_every"] or (1 if device.type == "cpu" else 20)
     return _Run(cfg, ray_ctx, rank, world, device, ds, objectives, valid, trainee, model,
-                report, shard, n_each, bs, n_batches, requests, step, check_every,
-                torch.Generator(device=device), start_epoch, global_step)
+                report, source, step, check_every, start_epoch, global_step)
 
 
 def _resume(trainee: Trainee, run: dict, ray_ctx) -> tuple[int, int]:
@@ -186,64 +185,46 @@ def _resume(trainee: Trainee, run: dict, ray_ctx) -> tuple[int, int]:
     return resume["epoch"], resume["step"]
 
 
-def _batching(train, batch_size: int, rank: int, world: int, whole_requests: bool):
-    """(shard, rows per worker, batch size, batches per epoch, RequestIndex or None).
-
-    Data parallel: worker r trains on rows r, r + world, ...; equal sizes so every
-    worker takes the same number of steps (DDP needs that)."""
-    n_each = len(train) // world
-    shard = train.shard(rank, world)
-    bs = max(1, batch_size // world)
-    n_batches = max(1, n_each // bs)
-    bs = min(bs, n_each)
-    requests = None
-    if whole_requests:
-        # whole requests per batch; worker r takes requests r, r + world, ... and every
-        # worker cuts its epoch into the same number of batches
-        if world > 1:
-            shard = train.take(shard_requests(train.request, rank, world))
-        requests = RequestIndex.build(shard.request)
-        n_batches = max(1, math.ceil(n_each / bs))
-    return shard, n_each, bs, n_batches, requests
-
-
 def _train_epoch(r: _Run, epoch: int) -> tuple[torch.Tensor, int, float]:
-    """One epoch of steps; returns (mean training loss per objective (K,) or (P, K),
-    rows trained on by this worker, training seconds). Every ``check_every`` steps the
-    losses are checked for NaN/inf (the trainee decides what that stops)."""
-    r.gen.manual_seed(r.cfg["run"]["seed"] * 1_000_003 + epoch)
+    """One epoch of steps over the batch source; returns (mean training loss per objective
+    (K,) or (P, K) over every worker's steps, rows trained on by all workers, training
+    seconds). Every ``check_every`` steps the losses are checked for NaN/inf (the trainee
+    decides what that stops)."""
     r.model.train()
     t0 = time.perf_counter()
-    if r.requests is None:
-        perm = torch.randperm(r.n_each, device=r.device, generator=r.gen)
-        bounds = [b * r.bs for b in range(r.n_batches + 1)]
-    else:
-        perm, bounds = r.requests.epoch_batches(r.bs, r.gen, r.n_batches)
-        if r.world > 1 and len(bounds) - 1 != r.n_batches:
-            raise ValueError(f"a request has more rows than a batch of about "
-                             f"{r.requests.rows // r.n_batches}; raise optim.batch_size")
-    steps = len(bounds) - 1
     loss_sum = torch.zeros(r.trainee.loss_shape(len(r.objectives)), dtype=torch.float64,
                            device=r.device)
-    shard = r.shard
     window, window_start = [], r.global_step
-    for b in range(steps):
-        idx = perm[bounds[b]:bounds[b + 1]]
-        losses = r.step(shard.scores[idx], shard.labels[idx], shard.cat[idx], shard.num[idx],
-                        r.global_step, epoch, shard.request[idx],
-                        duration=None if shard.duration is None else shard.duration[idx])
+    rows = steps = 0
+    for batch in r.source.epoch(r.cfg["run"]["seed"] * 1_000_003 + epoch):
+        losses = r.step(batch.scores, batch.labels, batch.cat, batch.num, r.global_step,
+                        epoch, batch.request, duration=batch.duration)
         window.append(losses)
         r.global_step += 1
-        if len(window) >= r.check_every or b == steps - 1:
-            stacked = torch.stack(window)
-            if not bool(torch.isfinite(stacked).all()):
-                r.trainee.diverged(stacked, window_start, r.objectives, epoch)
-            loss_sum += stacked.sum(0).to(torch.float64)
+        rows, steps = rows + len(batch), steps + 1
+        if len(window) >= r.check_every:
+            _check_window(r, window, window_start, epoch, loss_sum)
             window, window_start = [], r.global_step
+    if window:
+        _check_window(r, window, window_start, epoch, loss_sum)
     if r.device.type == "cuda":
         torch.cuda.synchronize(r.device)
     train_time = time.perf_counter() - t0
-    return loss_sum / steps, bounds[-1], train_time
+    if r.world > 1:         # every worker's rows, steps and loss sums
+        total = all_sum(torch.cat([torch.tensor([rows, steps], dtype=torch.float64),
+                                   loss_sum.flatten().cpu()]))
+        rows, steps = int(total[0]), int(total[1])
+        loss_sum = total[2:].reshape(loss_sum.shape).to(r.device)
+    return loss_sum / steps, rows, train_time
+
+
+def _check_window(r: _Run, window: list, first_step: int, epoch: int,
+                  loss_sum: torch.Tensor) -> None:
+    """Check a window of step losses for NaN/inf and add them to ``loss_sum``."""
+    stacked = torch.stack(window)
+    if not bool(torch.isfinite(stacked).all()):
+        r.trainee.diverged(stacked, first_step, r.objectives, epoch)
+    loss_sum += stacked.sum(0).to(torch.float64)
 
 
 def _checkpoint_and_report(r: _Run, epoch: int, metrics: dict) -> None:
@@ -257,6 +238,6 @@ def _checkpoint_and_report(r: _Run, epoch: int, metrics: dict) -> None:
             epoch=epoch + 1, step=r.global_step, config=r.cfg, objectives=r.objectives,
             features={"categorical": dict(r.ds.categorical), "numeric": list(r.ds.numeric)},
             metrics=metrics)
-        if r.ray_ctx is None and run["checkpoint_dir"]:
+        if r.ray_ctx is None and run["checkpoint_dir"] and r.rank == 0:
             _save_checkpoint(run["checkpoint_dir"], payload)
     _emit(r.report, metrics, payload if r.rank == 0 else None)

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from .distributed import EvalShard
 from .metrics import auc_per_objective, gauc_per_objective
 from .population import clip_grad_norm_per_member
 from .requests import needs_requests, predict_by_request
@@ -96,7 +97,11 @@ def make_step(model, loss_fn, loss_hp: dict, weighting, optimizer, grad_clip=Non
 @torch.no_grad()
 def predict(model, split, batch_size: int) -> torch.Tensor:
     """Scores of ``model`` on every row of a TensorSplit, in batches: (n,), or (P, n) for
-    a population. A model that needs requests gets batches of whole requests."""
+    a population. A model that needs requests gets batches of whole requests. An
+    :class:`~trainables.distributed.EvalShard` (several workers, or a streamed split) is
+    scored in this worker's share and gathered: every worker gets the whole split's scores."""
+    if isinstance(split, EvalShard):
+        return split.predict(model, batch_size)
     was_training = model.training
     model.eval()
     if needs_requests(model):

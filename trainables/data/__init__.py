@@ -6,8 +6,10 @@
     validate_dataset("path/to/dataset", ["buy"])   # every split, batch by batch, no load
 
 ``resolve_data(config["data"])`` turns a data config ({path: ...} or
-{source: synthetic, ...}) into a dataset folder, generating synthetic data once into
-a cache folder keyed by its parameters.
+{source: synthetic, ...}) into a dataset folder (or URI), generating synthetic data once
+into a cache folder keyed by its parameters. ``data.stream`` decides whether the training
+loop loads the splits or streams them from Parquet (``location``, ``stream``; the loop's
+side is ``trainables.sources``).
 """
 from __future__ import annotations
 

@@ -83,6 +83,12 @@ def read_meta(path: Path) -> dict:
         meta = load_yaml(meta_file, "meta.yaml")
     except YAMLInputError as e:
         raise DatasetError(str(e)) from None
+    return check_meta(meta, meta_file)
+
+
+def check_meta(meta, meta_file) -> dict:
+    """meta.yaml's content checked (``meta_file`` names it in errors): a local file's or,
+    for a dataset at a URI, the text :mod:`trainables.data.location` read."""
     if not isinstance(meta, dict):
         _fail(meta_file, f"must be a mapping with at least 'objectives', got {type(meta).__name__}")
     unknown = sorted(map(str, set(meta) - META_KEYS))

@@ -1,4 +1,5 @@
-"""A split held as tensors on one device and batched by index (no per-sample Python)."""
+"""A split (or a streamed chunk of one) held as tensors on one device and batched by index
+(no per-sample Python)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -22,22 +23,46 @@ class TensorSplit:
 
     @classmethod
     def from_dataset(cls, ds, split: str, device="cpu") -> "TensorSplit":
-        cols = ds.splits[split]
+        return cls.from_columns(ds.splits[split], ds.objectives, ds.categorical, ds.numeric,
+                                ds.numeric_stats(), device)
+
+    @classmethod
+    def from_columns(cls, cols: dict, objectives, categorical, numeric, stats,
+                     device="cpu", user: bool = True) -> "TensorSplit":
+        """Rows from numpy columns named as the data contract names them (a whole split
+        or a streamed chunk); numeric features standardized with ``stats`` = (mean, std)
+        of the training split. ``user=False`` leaves the user ids out (training batches
+        do not use them)."""
         n = len(cols["request_id"])
-        scores = np.stack([cols[f"score_{o}"] for o in ds.objectives], 1).astype(np.float32)
-        labels = np.stack([cols[f"label_{o}"] for o in ds.objectives], 1).astype(np.float32)
-        cat = np.stack([cols[c] for c in ds.categorical], 1).astype(np.int64) if ds.categorical \
-            else np.zeros((n, 0), np.int64)
-        if ds.numeric:
-            mean, std = ds.numeric_stats()
-            num = (np.stack([cols[c] for c in ds.numeric], 1).astype(np.float32) - mean) / std
+        scores = np.stack([cols[f"score_{o}"] for o in objectives], 1).astype(np.float32,
+                                                                                copy=False)
+        labels = np.stack([cols[f"label_{o}"] for o in objectives], 1).astype(np.float32,
+                                                                                copy=False)
+        cat = np.stack([cols[c] for c in categorical], 1).astype(np.int64, copy=False) \
+            if categorical else np.zeros((n, 0), np.int64)
+        if numeric:
+            mean, std = stats
+            num = (np.stack([cols[c] for c in numeric], 1).astype(np.float32) - mean) / std
         else:
             num = np.zeros((n, 0), np.float32)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         duration = t(cols["duration"].astype(np.float32)) if "duration" in cols else None
-        return cls(t(scores), t(labels), t(cat), t(num),
-                   t(cols["user_id"].astype(np.int64)), t(cols["request_id"].astype(np.int64)),
-                   duration)
+        # ids: no copy unless Arrow's buffer is read-only (torch wants writable memory)
+        ids = lambda c: t(cols[c].astype(np.int64, copy=not cols[c].flags.writeable))  # noqa
+        return cls(t(scores), t(labels), t(cat), t(num), ids("user_id") if user else None,
+                   ids("request_id"), duration)
+
+    @classmethod
+    def concat(cls, parts: list["TensorSplit"]) -> "TensorSplit":
+        """The rows of ``parts``, one after another."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(None if getattr(parts[0], f.name) is None else
+                     torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    def to(self, device, non_blocking: bool = False) -> "TensorSplit":
+        return TensorSplit(*(None if (v := getattr(self, f.name)) is None else
+                             v.to(device, non_blocking=non_blocking) for f in fields(self)))
 
     def _rows(self, key) -> "TensorSplit":
         return TensorSplit(*(None if (v := getattr(self, f.name)) is None else v[key]
@@ -46,6 +71,10 @@ class TensorSplit:
     def take(self, idx: torch.Tensor) -> "TensorSplit":
         """Rows ``idx`` of every field (a gather on the device)."""
         return self._rows(idx)
+
+    def rows(self, start: int, stop: int) -> "TensorSplit":
+        """Rows ``start:stop`` (views, no copy)."""
+        return self._rows(slice(start, stop))
 
     def shard(self, rank: int, world: int) -> "TensorSplit":
         """Every ``world``-th row starting at ``rank`` (data-parallel workers)."""

@@ -12,40 +12,37 @@ codes inside their cardinality, both classes of every objective in every split.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import pyarrow.parquet as pq
-
 from ..yaml_safe import short
 from .checks import DatasetError, SplitChecker, clip
-from .schema import read_meta, read_schema, split_files
+from .location import DataLocation
 
 BATCH_ROWS = 65_536
 
 
-def dataset_splits(path) -> list[str]:
-    """The split names of a dataset folder (meta.yaml checked, no rows read)."""
-    path = Path(path).expanduser().resolve()
-    return list(split_files(path, read_meta(path)))
+def dataset_splits(path, endpoint: str | None = None) -> list[str]:
+    """The split names of a dataset folder or URI (meta.yaml checked, no rows read)."""
+    return list(DataLocation(path, endpoint).files())
 
 
 def validate_dataset(path, objectives: list[str] | None = None,
-                     splits: list[str] | None = None) -> None:
-    """Check a dataset folder against the contract, for ``objectives`` (default: all of
-    meta.yaml's) in ``splits`` (default: every split). Raises one DatasetError naming the
-    file, the column, the bad value and what is allowed."""
-    path = Path(path).expanduser().resolve()
-    meta = read_meta(path)
+                     splits: list[str] | None = None, endpoint: str | None = None) -> None:
+    """Check a dataset folder (or URI: :class:`~trainables.data.location.DataLocation`)
+    against the contract, for ``objectives`` (default: all of meta.yaml's) in ``splits``
+    (default: every split). Raises one DatasetError naming the file, the column, the bad
+    value and what is allowed."""
+    location = DataLocation(path, endpoint)
+    path = location.uri
+    meta = location.meta()
     available = list(meta["objectives"])
     objs = list(objectives) if objectives is not None else available
     if not objs:
         raise DatasetError(f"{path}: no objectives selected")
     unknown = [o for o in objs if o not in available]
     if unknown:
-        raise DatasetError(f"{path / 'meta.yaml'}: unknown objective(s) "
+        raise DatasetError(f"{path}/meta.yaml: unknown objective(s) "
                            f"{clip(', '.join(map(short, unknown)))}; this dataset has: "
                            f"{', '.join(available)}")
-    files = split_files(path, meta)
+    files = location.files()
     wanted = list(splits) if splits is not None else list(files)
     missing = [s for s in wanted if s not in files]
     if missing:
@@ -54,11 +51,10 @@ def validate_dataset(path, objectives: list[str] | None = None,
     categorical = dict(meta.get("categorical") or {})
     numeric = None
     for split in wanted:
-        file = files[split]
-        check = SplitChecker(file, read_schema(file, split), objs, categorical,
-                             meta.get("numeric"))
+        pf = location.open(split)
+        file = location.where(split)
+        check = SplitChecker(file, pf.schema_arrow, objs, categorical, meta.get("numeric"))
         try:
-            pf = pq.ParquetFile(file)
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=check.columns(),
                                          use_threads=False):   # no thread pool: bounded
                 check.feed_arrow(batch)
