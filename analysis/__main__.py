@@ -168,17 +168,22 @@ def cmd_pick(a) -> int:
     return 0
 
 
-def cmd_export(a) -> int:
-    """A frontier point's model (a grid point's with its preference) as a folder to serve."""
-    from .export import describe, export_point
+def _point(a):
+    """(results, row index) of ``--point``: a trial id, or the row ``pick --rule`` would
+    choose with the same options."""
     from .pick import SELECTORS
     from .results import trial_row
     df, objectives, _ = _load(a.experiment)
-    if a.point in SELECTORS:            # the row `pick --rule` would choose, same options
+    if a.point in SELECTORS:
         a.rule = a.point
-        i = _pick(df, objectives, a).index
-    else:
-        i = trial_row(df, a.point)
+        return df, _pick(df, objectives, a).index
+    return df, trial_row(df, a.point)
+
+
+def cmd_export(a) -> int:
+    """A frontier point's model (a grid point's with its preference) as a folder to serve."""
+    from .export import describe, export_point
+    df, i = _point(a)
     print(describe(export_point(df, i, a.out)))
     return 0
 
@@ -186,14 +191,7 @@ def cmd_export(a) -> int:
 def cmd_rerun(a) -> int:
     """Training needs Ray: the same trial runner and cluster handling as ``search run``."""
     from search.rerun import format_summary, rerun
-    from .pick import SELECTORS
-    from .results import trial_row
-    df, objectives, _ = _load(a.experiment)
-    if a.point in SELECTORS:            # the row `pick --rule` would choose, same options
-        a.rule = a.point
-        i = _pick(df, objectives, a).index
-    else:
-        i = trial_row(df, a.point)
+    df, i = _point(a)
     summary = rerun(a.uri, str(df["trial_id"][i]), a.seeds, a.epochs, address=a.address,
                     num_cpus=a.num_cpus, storage_endpoint=a.storage_endpoint)
     print(format_summary(summary))

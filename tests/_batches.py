@@ -18,3 +18,21 @@ def random_batch(n: int, k: int, seed: int, rates, requests: int | None = None):
         return scores, labels, cat, num
     groups = torch.randint(0, requests, (n,), generator=g) * 5 + 11
     return scores, labels, cat, num, groups
+
+
+def record_batches(monkeypatch, cfg):
+    """Run the training loop on ``cfg`` and record every batch it trains on: returns
+    (the loop's history, [(epoch, request ids, MP scores) per step])."""
+    from trainables import loop
+    seen = []
+    real = loop.make_step
+
+    def recording(*args, **kw):
+        step = real(*args, **kw)
+
+        def wrapped(scores, labels, cat, num, step_no, epoch, groups=None, duration=None):
+            seen.append((epoch, groups.clone(), scores.clone()))
+            return step(scores, labels, cat, num, step_no, epoch, groups, duration=duration)
+        return wrapped
+    monkeypatch.setattr(loop, "make_step", recording)
+    return loop.train_loop_per_worker(cfg), seen

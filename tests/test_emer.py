@@ -72,19 +72,8 @@ def test_chunks_and_shards_cut_at_request_boundaries():
 
 def _recorded_batches(monkeypatch, cfg):
     """The request ids and MP scores of every batch the loop trains on."""
-    seen = []
-    real = loop.make_step
-
-    def recording(*args, **kw):
-        step = real(*args, **kw)
-
-        def wrapped(scores, labels, cat, num, step_no, epoch, groups=None, duration=None):
-            seen.append((epoch, groups.clone(), scores.clone()))
-            return step(scores, labels, cat, num, step_no, epoch, groups, duration=duration)
-        return wrapped
-    monkeypatch.setattr(loop, "make_step", recording)
-    loop.train_loop_per_worker(cfg)
-    return seen
+    from tests._batches import record_batches
+    return record_batches(monkeypatch, cfg)[1]
 
 
 def _cfg(path, **over):

@@ -72,18 +72,8 @@ def test_streaming_equals_in_memory_when_the_shard_fits_the_buffer(small_dataset
 
 
 def _recorded(monkeypatch, cfg):
-    seen = []
-    real = loop.make_step
-
-    def recording(*args, **kw):
-        step = real(*args, **kw)
-
-        def wrapped(scores, labels, cat, num, step_no, epoch, groups=None, duration=None):
-            seen.append((epoch, groups.clone(), scores.clone()))
-            return step(scores, labels, cat, num, step_no, epoch, groups, duration=duration)
-        return wrapped
-    monkeypatch.setattr(loop, "make_step", recording)
-    return loop.train_loop_per_worker(cfg), seen
+    from tests._batches import record_batches
+    return record_batches(monkeypatch, cfg)
 
 
 @pytest.mark.parametrize("kind", ["rows", "request_loss"])
