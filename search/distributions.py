@@ -57,6 +57,24 @@ def _mapping(where: str, v, allowed=None, optional: bool = True) -> dict:
     return v
 
 
+def _plugin(section: str, v: dict, key: str, default: str, registry: dict, common=()):
+    """The registered plug-in a section names by ``key`` (``search.algorithm``,
+    ``scheduler.kind``): every other key must be one of ``common`` or the chosen plug-in's
+    ``params``; otherwise one error saying which plug-ins take it, or the allowed keys."""
+    name = v.get(key, default)
+    if not isinstance(name, str) or name not in registry:
+        _fail(f"{section}.{key}", name, f"allowed: {_names(sorted(registry))}")
+    chosen = registry[name]
+    allowed = [*common, *chosen.params]
+    for k, x in v.items():
+        if k in allowed:
+            continue
+        owners = sorted(n for n, o in registry.items() if k in o.params)
+        _fail(f"{section}.{k}", x, f"only for {section}.{key} {_names(owners)}" if owners else
+              f"unknown key; allowed in {section}: {_names(allowed)}")
+    return name, chosen
+
+
 # --- values and distributions --------------------------------------------------------------
 
 _KIND_TEXT = {"bool": "true or false", "int": "an integer", "number": "a finite number",

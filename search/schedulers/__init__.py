@@ -9,7 +9,7 @@ without ``kind`` is :data:`DEFAULT_KIND`.
 """
 from __future__ import annotations
 
-from ..distributions import _Dist, _fail, _mapping, _names
+from ..distributions import _Dist, _fail, _mapping, _plugin
 from .asha import ASHA
 from .base import SchedulerKind
 from .fifo import FIFO
@@ -41,17 +41,7 @@ def parse_scheduler(v, objectives: list[str], population: bool, epochs: int) -> 
     if v is None:
         return None
     v = _mapping("scheduler", v)
-    kind = v.get("kind", DEFAULT_KIND)
-    if not isinstance(kind, str) or kind not in SCHEDULERS:
-        _fail("scheduler.kind", kind, f"allowed: {_names(sorted(SCHEDULERS))}")
-    chosen = SCHEDULERS[kind]
-    allowed = ["kind", *chosen.params]
-    for k, x in v.items():
-        if k in allowed:
-            continue
-        owners = sorted(n for n, o in SCHEDULERS.items() if k in o.params)
-        _fail(f"scheduler.{k}", x, f"only for scheduler.kind {_names(owners)}" if owners else
-              f"unknown key; allowed in scheduler: {_names(allowed)}")
+    kind, chosen = _plugin("scheduler", v, "kind", DEFAULT_KIND, SCHEDULERS, ["kind"])
     if population and not chosen.population:
         _fail("scheduler", v, chosen.population_text)
     s = {"kind": kind, **chosen.params, **v}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from ..distributions import _fail, _int_at_least, _mapping, _names
+from ..distributions import _fail, _int_at_least, _mapping, _names, _plugin
 from .base import COMMON, SearchAlgorithm
 from .grid import Grid
 from .nsga2 import NSGA2
@@ -39,17 +39,7 @@ def parse_search(v) -> dict:
     value and what is allowed) -> the search settings: :data:`COMMON` keys, then every
     registered searcher's own keys (None unless the chosen searcher takes them)."""
     v = _mapping("search", v)
-    alg = v.get("algorithm", COMMON["algorithm"])
-    if not isinstance(alg, str) or alg not in SEARCHERS:
-        _fail("search.algorithm", alg, f"allowed: {_names(sorted(SEARCHERS))}")
-    chosen = SEARCHERS[alg]
-    allowed = [*COMMON, *chosen.params]
-    for k, x in v.items():
-        if k in allowed:
-            continue
-        owners = sorted(n for n, o in SEARCHERS.items() if k in o.params)
-        _fail(f"search.{k}", x, f"only for search.algorithm {_names(owners)}" if owners else
-              f"unknown key; allowed in search: {_names(allowed)}")
+    alg, chosen = _plugin("search", v, "algorithm", COMMON["algorithm"], SEARCHERS, COMMON)
     s = {**COMMON, "num_samples": chosen.num_samples,
          **{k: None for o in SEARCHERS.values() for k in o.params},
          **copy.deepcopy(chosen.params), **v}
