@@ -38,9 +38,8 @@ def dataset_folder(data) -> Path:
     if "path" in data:
         return Path(str(data["path"])).expanduser()
     if data.get("source") == "synthetic":
-        from trainables.data.resolve import cache_root, synthetic_params
-        from trainables.data.synthetic_params import fingerprint
-        return cache_root() / "synthetic" / fingerprint(synthetic_params(data))
+        from trainables.data.resolve import synthetic_folder
+        return synthetic_folder(data)
     raise ValueError(f"data config names neither a path nor source: synthetic: "
                      f"{json.dumps(data, default=str)[:120]}")
 

@@ -71,17 +71,13 @@ def test_streaming_equals_in_memory_when_the_shard_fits_the_buffer(small_dataset
           loop.train_loop_per_worker(_cfg(small_dataset, True, kind)))
 
 
-def _recorded(monkeypatch, cfg):
-    from tests._batches import record_batches
-    return record_batches(monkeypatch, cfg)
-
-
 @pytest.mark.parametrize("kind", ["rows", "request_loss"])
 def test_a_small_buffer_trains_every_row_once_per_epoch(grouped, monkeypatch, kind):
     over = {"model": {"family": "fusion"}, "loss": {"kind": "bce"}} if kind == "rows" else {}
     cfg = _cfg(grouped, True, kind, epochs=2, **over)
     cfg["data"]["shuffle_buffer"] = 3000
-    hist, seen = _recorded(monkeypatch, cfg)
+    from tests._batches import record_batches
+    hist, seen = record_batches(monkeypatch, cfg)
     train = load_dataset(grouped, splits=["train"]).tensors("train")
     sizes = torch.bincount(train.request)
     want = torch.sort(train.scores[:, 0]).values

@@ -43,6 +43,13 @@ def synthetic_params(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k != "source" and k not in STREAM_KEYS}
 
 
+def synthetic_folder(cfg: dict) -> Path:
+    """The cache folder of a ``source: synthetic`` data config's dataset (generated there
+    by :func:`resolve_data`; this only names it)."""
+    from .synthetic_params import fingerprint
+    return cache_root() / "synthetic" / fingerprint(synthetic_params(cfg))
+
+
 def resolve_data(cfg: dict) -> tuple[Path | str, list[str] | None]:
     """Return (dataset folder, or its URI as given; objectives to use or None for all)."""
     if not isinstance(cfg, dict):
@@ -62,9 +69,9 @@ def resolve_data(cfg: dict) -> tuple[Path | str, list[str] | None]:
     if source not in SOURCES:
         raise ValueError(f"data needs 'path' (a dataset folder) or 'source' (one of "
                          f"{', '.join(SOURCES)}), got source={source!r}")
+    target = synthetic_folder(cfg)
+    key = target.name
     cfg = synthetic_params(cfg)
-    key = synthetic.fingerprint(cfg)
-    target = cache_root() / "synthetic" / key
     if not (target / "meta.yaml").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
