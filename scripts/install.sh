@@ -2,7 +2,13 @@
 # Install paretune into ./.venv (or $PARETUNE_VENV), idempotently.
 #
 #   scripts/install.sh          runtime dependencies
-#   scripts/install.sh --dev    plus the test dependencies (pytest, scikit-learn)
+#   scripts/install.sh --dev    plus the test dependencies (pytest, scikit-learn, moto)
+#
+# Every package, transitive ones included, is installed at the version in the lock
+# (scripts/locked.txt: the set the test suite last passed with), so a fresh machine gets
+# what was tested, whatever is newest on the registry that day. PARETUNE_LOCK=FILE names
+# another lock; PARETUNE_LOCK=none installs by pyproject.toml's ranges alone (what
+# scripts/lock.sh does to find the newest versions before it runs the tests).
 #
 # torchsort 0.1.10 ships as source only and compiles against the torch it finds.
 # This script builds it against the pinned torch, and builds the CUDA kernels only
@@ -16,11 +22,18 @@ extra=""
 [[ "${1:-}" == "--dev" ]] && extra="[dev]"
 stamp="$venv/.paretune-installed${extra:+-dev}"
 py="${PYTHON:-python3}"
+lock="${PARETUNE_LOCK:-$root/scripts/locked.txt}"
 
 say() { printf '[install] %s\n' "$*"; }
 
-if [[ -f "$stamp" && "$stamp" -nt "$root/pyproject.toml" ]]; then
-    say "up to date ($venv${extra:+, with dev extras})"
+if [[ "$lock" != none && ! -f "$lock" ]]; then
+    say "error: lock file $lock not found (PARETUNE_LOCK=none installs by pyproject.toml's ranges)" >&2
+    exit 2
+fi
+if [[ -f "$stamp" && "$stamp" -nt "$root/pyproject.toml" \
+      && ( "$lock" == none || "$stamp" -nt "$lock" ) \
+      && "$(cat "$stamp")" == "$lock" ]]; then
+    say "up to date ($venv${extra:+, with dev extras}; lock: ${lock#$root/})"
     exit 0
 fi
 
@@ -37,8 +50,25 @@ quiet_pip() { "${pip[@]}" "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored"
 torch_pin=$(sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' "$root/pyproject.toml" | head -n1)
 torchsort_pin=$(sed -n 's/^ *"\(torchsort==[^"]*\)".*/\1/p' "$root/pyproject.toml" | head -n1)
 
+# Constraints: the lock (every package's tested version) plus the torch pin, so no
+# dependency can pull another torch build.
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+echo "$torch_pin" >"$constraints"
+if [[ "$lock" == none ]]; then
+    say "no lock: installing the newest versions pyproject.toml allows"
+else
+    pyv=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    lockpy=$(sed -n 's/^# python: *\([0-9.]*\).*/\1/p' "$lock" | head -n1)
+    say "using lock ${lock#$root/} ($(sed -n 's/^# tested: *//p' "$lock" | head -n1))"
+    if [[ -n "$lockpy" && "$lockpy" != "$pyv" ]]; then
+        say "warning: the lock was tested on Python $lockpy, this is Python $pyv" >&2
+    fi
+    grep -v '^torch==' "$lock" >>"$constraints"
+fi
+
 say "installing $torch_pin and build tools"
-quiet_pip install "$torch_pin" "setuptools>=64" wheel
+quiet_pip install -c "$constraints" "$torch_pin" "setuptools>=64" wheel
 
 if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
     gpu=0
@@ -51,7 +81,7 @@ if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
         fi
         export CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}"
         say "building $torchsort_pin with CUDA kernels (arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME=$CUDA_HOME)"
-        quiet_pip install --no-build-isolation --no-binary torchsort "$torchsort_pin"
+        quiet_pip install -c "$constraints" --no-build-isolation --no-binary torchsort "$torchsort_pin"
     else
         # Hide nvcc: drop every PATH entry that holds it, and any CUDA_HOME.
         clean_path=""
@@ -63,15 +93,11 @@ if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
         [[ $gpu == 1 ]] && why="GPU found but no nvcc or no CUDA build of torch"
         say "building $torchsort_pin for CPU only ($why)"
         (unset CUDA_HOME CUDA_PATH; export PATH="$venv/bin:$clean_path"
-         quiet_pip install --no-build-isolation --no-binary torchsort "$torchsort_pin")
+         quiet_pip install -c "$constraints" --no-build-isolation --no-binary torchsort "$torchsort_pin")
     fi
 fi
 
 say "installing paretune${extra} (editable) and its dependencies"
-# Keep the pinned torch: constraints stop any dependency from pulling another build.
-constraints="$(mktemp)"
-trap 'rm -f "$constraints"' EXIT
-echo "$torch_pin" >"$constraints"
 quiet_pip install -c "$constraints" -e "$root$extra"
 
 "$venv/bin/python" - <<'PY'
@@ -84,5 +110,5 @@ if cuda:
     r = torchsort.soft_rank(x.cuda(), regularization_strength=1e-3)
 print(f"[install] torch {torch.__version__}, torchsort works on {'CPU and CUDA' if cuda else 'CPU'}")
 PY
-touch "$stamp"
+echo "$lock" >"$stamp"
 say "done in $(( $(date +%s) - start )) s"

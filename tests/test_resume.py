@@ -39,7 +39,9 @@ def _finished(exp: Path) -> dict[str, str]:
     {"algorithm": "nsga2", "population": 3, "generations": 2, "max_concurrent": 1},
     # population trials: each generation of 3 is one trial, 3 generations
     {"algorithm": "nsga2", "population": True, "pop_size": 3, "generations": 3},
-], ids=["random", "nsga2", "nsga2-population"])
+    # Optuna's NSGA-II sampler: its state saved as JSON (Optuna 5 cannot be pickled)
+    {"algorithm": "optuna", "num_samples": 5, "max_concurrent": 1, "pop_size": 2},
+], ids=["random", "nsga2", "nsga2-population", "optuna"])
 def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path, search):
     space = write_space(tmp_path, "killme", optim={"epochs": 3}, search=search,
                         tracking={"wandb": {"mode": "disabled"}})
@@ -74,3 +76,8 @@ def test_killed_sweep_resumes_without_losing_finished_trials(tmp_path, search):
     after = _finished(exp)
     for name, text in done_before.items():
         assert after[name] == text          # finished trials kept, not re-run
+    if search.get("algorithm") == "optuna":     # the searcher resumed from a JSON state
+        import json
+        states = list(exp.glob("searcher-state-*.pkl"))
+        assert states and all(json.loads(f.read_text())["format"] ==
+                              "paretune-optuna-searcher" for f in states), states

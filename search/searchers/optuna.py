@@ -8,6 +8,7 @@
   since Optuna 4.4: log expected hypervolume improvement), random for its first 10 trials.
 
 All are seeded by ``search.seed``. Choice options must be scalars (Optuna's categorical).
+The searcher's state is saved as JSON, never pickled (``optuna_search.py``).
 A suggestion already trained is told the earlier result and asked again
 (``search.searchers.norepeat``).
 """
@@ -17,18 +18,6 @@ from ..distributions import _fail, _int_at_least, _names
 from .base import SearchAlgorithm, limited, no_repeat
 
 SAMPLERS = ("nsga2", "tpe", "gp")
-OPTUNA_POPULATION = 50          # Optuna's NSGAIISampler default generation size
-
-
-def _sampler(s: dict):
-    """The Optuna sampler ``search.sampler`` names, seeded."""
-    import optuna
-    if s["sampler"] == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=s["seed"], population_size=s["pop_size"] or OPTUNA_POPULATION)
-    if s["sampler"] == "gp":
-        return optuna.samplers.GPSampler(seed=s["seed"])
-    return optuna.samplers.TPESampler(seed=s["seed"])
 
 
 class Optuna(SearchAlgorithm):
@@ -55,13 +44,13 @@ class Optuna(SearchAlgorithm):
                       "list/mapping options")
 
     def build(self, space):
-        from ray.tune.search.optuna import OptunaSearch
+        from .optuna_search import JsonOptunaSearch
         s = space.search
         metrics = s["metrics"]
-        return limited(no_repeat(OptunaSearch(
+        return limited(no_repeat(JsonOptunaSearch(
             metric=metrics if len(metrics) > 1 else metrics[0],
             mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
-            sampler=_sampler(s)), space), s)
+            sampler_spec={k: s[k] for k in ("sampler", "seed", "pop_size")}), space), s)
 
     def bench(self, method, a, space):
         space["search"] = {"algorithm": "optuna", "sampler": "nsga2", "num_samples": a.budget,
