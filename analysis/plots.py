@@ -126,7 +126,7 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None, se=
             _baseline_marks(ax, baselines, a, b, ax is axes[0])
         if marked is not None and len(marked):
             m = np.asarray(marked, dtype=int)
-            ax.scatter(x[m], y[m], s=30, marker="x", color="tab:red", lw=1.0,
+            ax.scatter(x[m], y[m], s=45, marker="x", color="black", lw=1.3, zorder=5,
                        label="does not beat the input scores")
         if labels is not None and len(front) <= 20:
             for i in front:

@@ -41,6 +41,9 @@ def record(run, labels, all_objectives, scores, points=None) -> dict:
                          for s, p in zip(scores, points)]
         rec["test"], rec["valid"] = rec["points"][0]["test"], rec["points"][0]["valid"]
     rec["test_auc_sum"] = float(sum(rec["test"].values()))
+    entry = {"epoch": 1, "valid": rec["valid"]}
+    entry.update({"points": rec["points"]} if points is not None else {"test": rec["test"]})
+    rec["history"] = [entry]
     return rec
 
 

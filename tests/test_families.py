@@ -132,6 +132,12 @@ def test_render_states_hypervolumes_winners_and_the_input_scores(tmp_path):
         assert "cannot reach it" in line and "fusion (weighted formula)" in line
         assert "best validation AUC" in line
     assert "conditioned HarmonRank" in md and not any("," in n for n in fam.NAMES.values())
+    for f in lift:                    # the spread across weights, from the records by hand
+        want = np.mean([max(np.ptp([[p["valid"][o] for o in OBJS] for run, rec in pairs
+                                    if run.extra["family"] == f and run.seed == s
+                                    for p in (rec.get("points") or [rec])], axis=0))
+                        for s in ctx.seeds])
+        assert sec.data["weight_spread"][f] == pytest.approx(want)
     assert [f["verdict"] for f in sec.findings] == ["note (the paper has no such baseline)"] * 2
     assert "In hypervolume" in sec.findings[1]["text"]
     assert (tmp_path / "families.png").stat().st_size > 1000

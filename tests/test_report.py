@@ -241,3 +241,43 @@ def test_report_rejects_bad_input_before_training(small_dataset, tmp_path, capsy
     assert main(["report", str(tmp_path / "r"), "--logs", str(tmp_path)]) == 2
     assert "--train-days" in capsys.readouterr().err
     assert not (tmp_path / "r" / "runs.jsonl").exists()
+
+
+def test_mp_stage_runs_at_the_given_threads_and_counts_in_the_total(tmp_path, monkeypatch):
+    """The report's MP stage: its days printed as dates, run with --threads torch threads
+    (restored afterwards), its time recorded and counted in the report's total; a second
+    invocation reuses it and says so."""
+    import torch
+    from analysis.report import build
+    from analysis.report.data import MP_STAGE_FILE, mp_dataset
+    from tests._kuairand import write_kuairand
+    from trainables.kuairand.days import parse_days
+    logs = write_kuairand(tmp_path / "kr", n=1500, n_users=20, n_videos=20)
+    lines, before = [], torch.get_num_threads()
+    torch.set_num_threads(2)              # so that 1 thread during the stage is a change
+    seen = {}
+    import trainables.kuairand.pipeline as pipeline
+    real = pipeline.run
+
+    def spy(*a, **k):                  # the thread count the stage runs under
+        seen["threads"] = torch.get_num_threads()
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "run", spy)
+    data = mp_dataset(tmp_path / "rep", logs, parse_days("2022-04-25:2022-04-26"),
+                      parse_days("2022-04-27:2022-04-29"), threads=1, log=lines.append)
+    assert seen["threads"] == 1 and torch.get_num_threads() == 2
+    torch.set_num_threads(before)
+    assert "2022-04-25" in lines[0] and "datetime" not in lines[0]
+    info = json.loads((tmp_path / "rep" / MP_STAGE_FILE).read_text())
+    assert info["threads"] == 1 and info["seconds"] > 0 and info["this_invocation"]
+    mp_dataset(tmp_path / "rep", logs, parse_days("2022-04-25:2022-04-26"),
+               parse_days("2022-04-27:2022-04-29"), threads=1, log=lines.append)
+    assert not json.loads((tmp_path / "rep" / MP_STAGE_FILE).read_text())["this_invocation"]
+    build(tmp_path / "rep", data, objectives=["click", "long_view"], seeds=[0],
+          studies=["losses"], options={"losses": ["bce"]},
+          training={"optim": {"epochs": 1, "batch_size": 512}}, log=lines.append)
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert f"The MP stage took {info['seconds'] / 60:.1f} min at 1 torch thread(s) in an " \
+           "earlier invocation" in text and "MP stage and runs together" in text
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["mp_stage"]["threads"] == 1

@@ -23,7 +23,10 @@ def bars(path, names, sums, gaps, objectives):
     above = [sums[n].effect - 0.5 * k for n in names]
     ax1.bar(range(len(names)), above, yerr=[ERR * sums[n].se for n in names],
             color=[colour[n] for n in names], capsize=3)
-    ax1.set_ylim(bottom=0)
+    ends = [v + d * ERR * sums[n].se for v, n in zip(above, names) for d in (-1, 1)]
+    ends = [e for e in ends if math.isfinite(e)]
+    lo, hi = min([0.0, *ends]), max([0.0, *ends])       # zero-based, bars and bars' tips in
+    ax1.set_ylim(lo, hi if hi > lo else lo + 0.01)
     ax1.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax1.set_ylabel(f"test AUC sum - {0.5 * k:g} (chance)")
     ax1.set_title("AUC sum above chance (±2 SE: seeds + test rows)", fontsize=10)

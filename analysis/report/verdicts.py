@@ -93,8 +93,10 @@ def judge(m: Measure, z: float = Z) -> str:
     return {1: "agrees", -1: "disagrees", 0: "inconclusive"}[m.beyond(z)]
 
 
-def finding(study: str, verdict: str, text: str, **numbers) -> dict:
-    """One finding: the verdict word, the sentence and every number behind it."""
-    return {"study": study, "verdict": verdict, "text": f"{verdict}: {text}",
+def finding(claim: str, verdict: str, text: str, **numbers) -> dict:
+    """One finding: ``claim`` ("<study>/<what>", the same on any data, so two reports'
+    verdicts can be paired), the verdict word, the sentence and every number behind it."""
+    return {"claim": claim, "study": claim.split("/")[0], "verdict": verdict,
+            "text": f"{verdict}: {text}",
             "numbers": {k: (v.as_json() if isinstance(v, Measure) else v)
                         for k, v in numbers.items()}}

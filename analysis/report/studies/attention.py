@@ -48,7 +48,7 @@ def _verdict(per_seed, K: int) -> dict:
             f"(mean over seeds): {m.pm(2)}; the claim is r > 0 beyond {Z:g} SE; the paper "
             f"reports r = 0.82 (p = 0.004), {abs(0.82 - r) / m.se:.1f} SE "
             f"{'above' if r < 0.82 else 'below'} ours.")
-    return finding("attention", judge(m), text, r=m)
+    return finding("attention/sigmoid_r", judge(m), text, r=m)
 
 
 def render(ctx: Context, pairs) -> Section:

@@ -120,9 +120,35 @@ def _valid_best(recs, fam, o) -> float:
     return float(np.mean(list(per.values()))) if per else math.nan
 
 
-def _reach(ctx, recs, fams, objs, best_meas) -> tuple[list[str], dict]:
-    """Per objective: each family against the best single input score."""
-    lines, out = [], {}
+def weight_spread(recs, fam, objs) -> float:
+    """How much a family's models differ by weight: per seed and epoch, the range of
+    validation AUC across its models (a conditioned model: across its grid points) on
+    each objective; the largest over epochs and objectives, mean over seeds. Near 0: the
+    loss weights barely change what the family learns."""
+    per_seed = []
+    for (f, _), rs in recs.items():
+        if f != fam:
+            continue
+        worst = 0.0
+        if len(rs) == 1 and rs[0]["history"][0].get("points"):
+            for e in rs[0]["history"]:
+                V = np.array([[p["valid"][o] for o in objs] for p in e["points"]])
+                worst = max(worst, float(np.ptp(V, axis=0).max()))
+        else:
+            by_epoch: dict = {}
+            for r in rs:
+                for e in r["history"]:
+                    by_epoch.setdefault(e["epoch"], []).append([e["valid"][o] for o in objs])
+            for rows in by_epoch.values():
+                worst = max(worst, float(np.ptp(np.array(rows), axis=0).max()))
+        per_seed.append(worst)
+    return float(np.mean(per_seed)) if per_seed else math.nan
+
+
+def _reach(ctx, recs, fams, objs) -> tuple[list[str], dict, list[str]]:
+    """Per objective: each family against the best single input score (the section's
+    lines with the reasons, the numbers, and one short sentence per objective)."""
+    lines, out, short = [], {}, []
     inputs = ctx.inputs(objs)
     for k, o in enumerate(objs):
         name = max(inputs, key=lambda n: inputs[n][o])
@@ -135,9 +161,14 @@ def _reach(ctx, recs, fams, objs, best_meas) -> tuple[list[str], dict]:
         why = []
         for f in missing:
             v, iv = _valid_best(recs, f, o), ctx.valid_inputs.get(name, {}).get(o, math.nan)
-            where = ("below it on validation too (its training does not find the input's "
-                     "ranking)" if v < iv else "not below it on validation (the point chosen "
-                     "on validation does not carry over to the test day)")
+            where = ("below it on validation too: its training does not find the input's "
+                     "ranking" if v < iv else "not below it on validation: the point chosen "
+                     "on validation does not carry over to the test day")
+            spread = weight_spread(recs, f, objs)
+            if spread < 0.005:
+                where += (f", and its models at different weights differ by at most "
+                          f"{spread:.4f} (validation AUC at the same epoch): the weights "
+                          f"barely move what it learns")
             why.append(f"{NAMES[f]} {row[f]['gap'].pm()}; best validation AUC {v:.4f} vs "
                        f"the input's {iv:.4f}: {where}")
         beat = [NAMES[f] for f in fams if row[f]["beats"]]
@@ -145,10 +176,13 @@ def _reach(ctx, recs, fams, objs, best_meas) -> tuple[list[str], dict]:
                      f"beyond {Z:g} SE above it: {', '.join(beat) or 'no family'}; " +
                      ("every family reaches it within noise." if not missing else
                       "cannot reach it: " + "; ".join(why) + "."))
+        short.append(f"{o} (best single input {name}, {inputs[name][o]:.4f}): above it beyond "
+                     f"{Z:g} SE: {', '.join(beat) or 'no family'}; cannot reach it within noise: "
+                     f"{', '.join(NAMES[f] for f in missing) or 'no family'}.")
         out[o] = {"input": name, "input_auc": inputs[name][o],
                   "families": {f: {"gap": r["gap"].as_json(), "reaches": r["reaches"],
                                    "beats": r["beats"]} for f, r in row.items()}}
-    return lines, out
+    return lines, out, short
 
 
 def _table(ctx, recs, fams, objs):
@@ -229,16 +263,17 @@ def render(ctx: Context, pairs) -> Section:
     vs_in = {f: measure(ctx.noise, ctx.seeds, _diff(_hv(recs, f, objs), _inputs_hv(objs)))
              for f in fams}
     lines = ["| family | member-epochs per seed | points per seed | hypervolume ± SE (seeds "
-             "+ test rows) | per seed | minus the input scores' HV ± SE |",
-             "|---|---|---|---|---|---|"]
+             "+ test rows) | per seed | minus the input scores' HV ± SE | spread across "
+             "weights |", "|---|---|---|---|---|---|---|"]
     for f in fams:
         n = np.mean([len(_points(_Original(ctx), recs, f, s, objs)) for s in ctx.seeds
                      if (f, s) in recs])
         lines.append(f"| {NAMES[f]} | {cost[f]} | {n:.0f} | {hv[f].effect:.5f} ± "
                      f"{hv[f].se:.5f} | {', '.join(f'{h:.5f}' for h in hv[f].per_seed)} | "
-                     f"{vs_in[f].effect:+.5f} ± {vs_in[f].se:.5f} |")
+                     f"{vs_in[f].effect:+.5f} ± {vs_in[f].se:.5f} | "
+                     f"{weight_spread(recs, f, objs):.4f} |")
     lines.append(f"| *the input scores ({len(ctx.inputs(objs))} points)* | - | - | "
-                 f"*{hv_in.effect:.5f} ± {hv_in.se:.5f}* (test rows) | - | - |")
+                 f"*{hv_in.effect:.5f} ± {hv_in.se:.5f}* (test rows) | - | - | - |")
     order = sorted(fams, key=lambda f: -hv[f].effect)
     steps = [f"{NAMES[a]} - {NAMES[b]} {measure(ctx.noise, ctx.seeds, _diff(_hv(recs, a, objs), _hv(recs, b, objs))).pm(5)}"
              for a, b in zip(order, order[1:])]
@@ -246,20 +281,20 @@ def render(ctx: Context, pairs) -> Section:
         f"{NAMES[f]} {hv[f].effect:.5f}" for f in order) + " (gaps: " + "; ".join(steps) + ")."]
     table, more, wins, best = _table(ctx, recs, fams, objs)
     statements += more
-    reach, reach_data = _reach(ctx, recs, fams, objs, best)
+    reach, reach_data, short = _reach(ctx, recs, fams, objs)
     beat_hv = [NAMES[f] for f in fams if vs_in[f].beyond() > 0]
     below_hv = [NAMES[f] for f in fams if vs_in[f].beyond() < 0]
     plain = (f"In hypervolume, beyond {Z:g} SE above the input scores' own "
              f"({hv_in.effect:.5f}): {', '.join(beat_hv) or 'no family'}; below them: "
              f"{', '.join(below_hv) or 'no family'}. Per objective:")
     png, n_marked, n_front = _figure(ctx, recs, fams, objs)
-    findings = [finding("families", "note (the paper has no such baseline)",
+    findings = [finding("families/hypervolume", "note (the paper has no such baseline)",
                         f"families at equal member-epochs: {statements[0]} " +
                         " ".join(statements[1:]), hypervolume=hv,
                         hv_gap_to_inputs=vs_in, hv_inputs=hv_in),
-                finding("families", "note (the paper has no such baseline)",
-                        "the input scores as baselines: " + plain + " " +
-                        " ".join(x[2:] for x in reach), per_objective=reach_data,
+                finding("families/input_scores", "note (the paper has no such baseline)",
+                        "the input scores as baselines: " + plain + " " + " ".join(short) +
+                        " (the families section says why)", per_objective=reach_data,
                         hv_gap_to_inputs=vs_in)]
     md = "\n".join([
         f"Objectives {', '.join(objs)}; {ctx.training['optim']['epochs']} epochs per model; "
@@ -268,7 +303,9 @@ def render(ctx: Context, pairs) -> Section:
         "(the corners of the simplex and its centre); the conditioned HarmonRank trains one "
         f"model per seed with {len(objs) + 1} preferences per step: the same member-epochs. "
         f"Hypervolume of each seed's test-AUC points against AUC {REF} per objective; seeds "
-        f"{', '.join(map(str, ctx.seeds))}.", "", *lines, "",
+        f"{', '.join(map(str, ctx.seeds))}. Spread across weights: the largest range of "
+        "validation AUC between a family's models (grid points) at the same epoch, mean over "
+        "seeds; near 0, its loss weights barely change what it learns.", "", *lines, "",
         "Best test AUC per objective (the best of a family's points, mean over seeds) ± its "
         "SE (seed spread and test rows); a family not behind the best beyond "
         f"{Z:g} SE of the difference is a tie.", "", *table, "",
@@ -281,7 +318,8 @@ def render(ctx: Context, pairs) -> Section:
             "hv_inputs": hv_in.as_json(), "hv_gap_to_inputs": {f: m.as_json()
                                                                for f, m in vs_in.items()},
             "best": {o: {f: m.as_json() for f, m in b.items()} for o, b in best.items()},
-            "wins": wins, "inputs": reach_data}
+            "wins": wins, "inputs": reach_data,
+            "weight_spread": {f: weight_spread(recs, f, objs) for f in fams}}
     return Section("Model families at equal member-epochs", md, findings, data)
 
 

@@ -107,7 +107,7 @@ def _pair(ctx, recs, a, b, curves, lines) -> dict:
             f"objectives beyond {Z:g} SE at {both['rank_auc']} of {len(weights)} weight "
             f"settings (MBCE at {both['bce']}). The paper has HarmonRank better at every "
             f"setting.")
-    return finding("frontier", judge(diff), text, effect=diff, area_rank_auc=area["rank_auc"],
+    return finding(f"frontier/{a}:{b}", judge(diff), text, effect=diff, area_rank_auc=area["rank_auc"],
                    area_bce=area["bce"], settings_rank_auc_better=both["rank_auc"],
                    settings_bce_better=both["bce"], settings=len(weights),
                    test_positives={a: ctx.positives(a), b: ctx.positives(b)})

@@ -87,7 +87,7 @@ def _rank_first(ctx, recs, rows, ranked) -> dict:
     text = (f"rank_auc (HarmonRank's loss) has the highest test AUC sum: it places "
             f"{place} of {len(ranked)}; rank_auc minus the best other loss ({second}): "
             f"{m.pm()}. The paper has rank_auc first.")
-    return finding("losses", judge(m), text, effect=m)
+    return finding("losses/rank_auc_first", judge(m), text, effect=m)
 
 
 def _rank_vs_bce(ctx, recs) -> dict:
@@ -107,7 +107,7 @@ def _rank_vs_bce(ctx, recs) -> dict:
             f"Per objective, beyond {Z:g} SE above bce: {', '.join(signs['above']) or 'none'}; "
             f"below: {', '.join(signs['below']) or 'none'}; within noise: "
             f"{', '.join(signs['within noise']) or 'none'}.")
-    return finding("losses", judge(m), text, effect=m, paper=paper,
+    return finding("losses/rank_auc_vs_bce", judge(m), text, effect=m, paper=paper,
                    per_objective={o: x for o, x in per.items()})
 
 
@@ -126,7 +126,7 @@ def _vs_inputs(ctx, recs, best) -> dict:
             f"beyond {Z:g} SE on {len(below)} of {len(objs)} ({', '.join(below) or 'none'}), "
             f"above it on {len(above)} ({', '.join(above) or 'none'}), within noise on the "
             f"rest; its AUC sum minus the input scores' (one per objective): {total.pm()}.")
-    return finding("losses", "note (the paper has no such baseline)", text, sum_gap=total,
+    return finding("losses/input_scores", "note (the paper has no such baseline)", text, sum_gap=total,
                    per_objective=per)
 
 

@@ -64,7 +64,7 @@ def _verdict(ctx, recs, methods, changes, objective) -> dict:
     each = "; ".join(f"{x} {changes[(x, worst)].pm(2, pct=True)}" for x in methods)
     paper = "the paper has rank_auc dropping least (-1.3% vs -9.8% MBCE, -4.3% PL)"
     if not drops:
-        return finding("label_skew", "inconclusive",
+        return finding("label_skew/rank_auc_least_drop", "inconclusive",
                        f"at {worst}x fewer {objective} positives no method's AUC sum drops "
                        f"beyond {Z:g} SE ({each}), so there is no drop to be robust to "
                        f"(rank_auc's change minus {best_other}'s: {m.pm(2, pct=True)}); "
@@ -73,7 +73,7 @@ def _verdict(ctx, recs, methods, changes, objective) -> dict:
     text = (f"at {worst}x fewer {objective} positives rank_auc's AUC sum change minus the "
             f"most robust other method's ({best_other}): {m.pm(2, pct=True)} ({each}); "
             f"{paper}.")
-    return finding("label_skew", judge(m), text, effect=m,
+    return finding("label_skew/rank_auc_least_drop", judge(m), text, effect=m,
                    changes={x: changes[(x, worst)] for x in methods})
 
 
