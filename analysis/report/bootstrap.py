@@ -73,6 +73,10 @@ class _Look:
 class TestNoise:
     """Resampled test AUCs of the report's runs (see the module docstring)."""
 
+    def original(self) -> _Look:
+        """The test AUCs as recorded (no resampling), as a statistic reads them."""
+        return _Look(self, None)
+
     def __init__(self, labels, objectives, scores_dir, input_scores: dict, B: int = B_DEFAULT,
                  seed: int = 0):
         self.labels = np.asarray(labels, dtype=np.int8)

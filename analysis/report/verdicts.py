@@ -75,17 +75,12 @@ def measure(noise, seeds, per_seed, **extra) -> Measure:
         return float(np.mean(v)) if v else math.nan
 
     value, boots = noise.replicate(mean)
-    first = [per_seed(_Original(noise), s) for s in seeds]
+    first = [per_seed(noise.original(), s) for s in seeds]
     vals = np.array([x for x in first if x is not None and math.isfinite(x)], dtype=float)
     se_seed = float(vals.std(ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else math.nan
     boots = boots[np.isfinite(boots)]
     se_test = float(boots.std(ddof=1)) if len(boots) > 1 else math.nan
     return Measure(value, [float(x) for x in first], se_seed, se_test, dict(extra))
-
-
-def _Original(noise):
-    from .bootstrap import _Look
-    return _Look(noise, None)
 
 
 def judge(m: Measure, z: float = Z) -> str:

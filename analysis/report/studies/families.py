@@ -222,8 +222,7 @@ def _figure(ctx, recs, fams, objs):
     from analysis.noise import auc_se
     from analysis.frontier import pareto_front
     from analysis.plots import plot_tradeoffs
-    from ..bootstrap import _Look
-    look = _Look(ctx.noise, None)
+    look = ctx.noise.original()
     rows, groups = [], []
     for f in fams:
         for s in ctx.seeds:
@@ -245,8 +244,8 @@ def _figure(ctx, recs, fams, objs):
         len(marked), len(front)
 
 
-def render(ctx: Context, pairs) -> Section:
-    objs = objectives_of(ctx)
+def _group(pairs):
+    """(family, seed) -> its finished records, and family -> member-epochs per seed."""
     recs: dict = {}
     spent: dict = {}                 # (family, seed) -> member-epochs of its runs
     for run, rec in pairs:
@@ -254,10 +253,12 @@ def render(ctx: Context, pairs) -> Section:
         spent[key] = spent.get(key, 0) + run.extra["member_epochs"]
         if rec is not None and rec["status"] == "ok":
             recs.setdefault(key, []).append(rec)
-    cost = {f: max(v for (g, _), v in spent.items() if g == f) for f, _ in spent}
-    fams = [f for f in FAMILIES if any(k[0] == f for k in recs)]
-    if not fams:
-        return Section("Model families at equal member-epochs", "No family finished a run.")
+    return recs, {f: max(v for (g, _), v in spent.items() if g == f) for f, _ in spent}
+
+
+def _hypervolumes(ctx, recs, fams, objs, cost):
+    """The hypervolume table, each family's HV and its gap to the input scores' HV, and
+    the ordering statement with the gaps between neighbours."""
     hv = {f: measure(ctx.noise, ctx.seeds, _hv(recs, f, objs)) for f in fams}
     hv_in = measure(ctx.noise, ctx.seeds, _inputs_hv(objs))
     vs_in = {f: measure(ctx.noise, ctx.seeds, _diff(_hv(recs, f, objs), _inputs_hv(objs)))
@@ -266,7 +267,7 @@ def render(ctx: Context, pairs) -> Section:
              "+ test rows) | per seed | minus the input scores' HV ± SE | spread across "
              "weights |", "|---|---|---|---|---|---|---|"]
     for f in fams:
-        n = np.mean([len(_points(_Original(ctx), recs, f, s, objs)) for s in ctx.seeds
+        n = np.mean([len(_points(ctx.noise.original(), recs, f, s, objs)) for s in ctx.seeds
                      if (f, s) in recs])
         lines.append(f"| {NAMES[f]} | {cost[f]} | {n:.0f} | {hv[f].effect:.5f} ± "
                      f"{hv[f].se:.5f} | {', '.join(f'{h:.5f}' for h in hv[f].per_seed)} | "
@@ -275,12 +276,22 @@ def render(ctx: Context, pairs) -> Section:
     lines.append(f"| *the input scores ({len(ctx.inputs(objs))} points)* | - | - | "
                  f"*{hv_in.effect:.5f} ± {hv_in.se:.5f}* (test rows) | - | - | - |")
     order = sorted(fams, key=lambda f: -hv[f].effect)
-    steps = [f"{NAMES[a]} - {NAMES[b]} {measure(ctx.noise, ctx.seeds, _diff(_hv(recs, a, objs), _hv(recs, b, objs))).pm(5)}"
-             for a, b in zip(order, order[1:])]
-    statements = ["Hypervolume: " + " > ".join(
-        f"{NAMES[f]} {hv[f].effect:.5f}" for f in order) + " (gaps: " + "; ".join(steps) + ")."]
-    table, more, wins, best = _table(ctx, recs, fams, objs)
-    statements += more
+    steps = [f"{NAMES[a]} - {NAMES[b]} " + measure(ctx.noise, ctx.seeds, _diff(
+        _hv(recs, a, objs), _hv(recs, b, objs))).pm(5) for a, b in zip(order, order[1:])]
+    statement = "Hypervolume: " + " > ".join(
+        f"{NAMES[f]} {hv[f].effect:.5f}" for f in order) + " (gaps: " + "; ".join(steps) + ")."
+    return lines, hv, hv_in, vs_in, statement
+
+
+def render(ctx: Context, pairs) -> Section:
+    objs = objectives_of(ctx)
+    recs, cost = _group(pairs)
+    fams = [f for f in FAMILIES if any(k[0] == f for k in recs)]
+    if not fams:
+        return Section("Model families at equal member-epochs", "No family finished a run.")
+    lines, hv, hv_in, vs_in, statement = _hypervolumes(ctx, recs, fams, objs, cost)
+    table, statements, wins, best = _table(ctx, recs, fams, objs)
+    statements = [statement, *statements]
     reach, reach_data, short = _reach(ctx, recs, fams, objs)
     beat_hv = [NAMES[f] for f in fams if vs_in[f].beyond() > 0]
     below_hv = [NAMES[f] for f in fams if vs_in[f].beyond() < 0]
@@ -321,8 +332,3 @@ def render(ctx: Context, pairs) -> Section:
             "wins": wins, "inputs": reach_data,
             "weight_spread": {f: weight_spread(recs, f, objs) for f in fams}}
     return Section("Model families at equal member-epochs", md, findings, data)
-
-
-def _Original(ctx):
-    from ..bootstrap import _Look
-    return _Look(ctx.noise, None)
