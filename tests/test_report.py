@@ -281,3 +281,11 @@ def test_mp_stage_runs_at_the_given_threads_and_counts_in_the_total(tmp_path, mo
     assert f"The MP stage took {info['seconds'] / 60:.1f} min at 1 torch thread(s) in an " \
            "earlier invocation" in text and "MP stage and runs together" in text
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["mp_stage"]["threads"] == 1
+    from analysis.report import _timing                  # this invocation: MP stage included
+    from analysis.report.context import Context
+    ctx = Context(out=tmp_path, data=tmp_path, objectives=["click"], seeds=[0],
+                  mp={"seconds": 120.0, "threads": 1, "this_invocation": True})
+    assert "This invocation took 3.0 min" in _timing(ctx, 60.0, 30.0)
+    assert "together 2.5 min" in _timing(ctx, 60.0, 30.0)
+    ctx.mp["this_invocation"] = False
+    assert "This invocation took 1.0 min" in _timing(ctx, 60.0, 30.0)

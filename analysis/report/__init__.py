@@ -161,6 +161,8 @@ def _timing(ctx: Context, seconds: float, trained: float) -> str:
     else:
         mp_text = "The ME dataset was given (no MP stage); "
     total = trained + (mp.get("seconds", 0.0) if mp else 0.0)
+    if mp.get("this_invocation"):           # build() starts its clock after the MP stage
+        seconds += mp["seconds"]
     return (f"Machine: {platform.machine()}, torch threads per run: {t['run'].get('threads')}, "
             f"torch {_torch_version()}, Python {sys.version.split()[0]}. {mp_text}the runs "
             f"trained for {trained / 60:.1f} min in all; MP stage and runs together "
