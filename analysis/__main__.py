@@ -1,8 +1,8 @@
-"""python -m analysis frontier EXPERIMENT [--use final|best] [--baseline TRIAL | --ref A,B,..]
-                                         [--noise-z Z]
+"""python -m analysis frontier EXPERIMENT [--epoch own|final|sum] [--use point|final|best]
+                                         [--baseline TRIAL | --ref A,B,..] [--noise-z Z]
 python -m analysis pick EXPERIMENT --rule fair|knee|constraint|weights|ideal [...]
 python -m analysis rerun EXPERIMENT --point TRIAL_ID|RULE --seeds N [--epochs E]
-python -m analysis export EXPERIMENT --point TRIAL_ID|RULE [--out DIR]
+python -m analysis export EXPERIMENT --point TRIAL_ID|RULE [--out DIR] [--nearest-checkpoint]
 python -m analysis report EXPERIMENT (--data ME_DATASET | --logs DIR --train-days A:B
                                       --score-days C:D) [--seeds 0,1,2] [--docs DIR]
 
@@ -18,9 +18,9 @@ import numpy as np
 import yaml
 
 
-def _load(experiment):
+def _load(experiment, epoch: str = "own"):
     from .results import experiment_meta, load_results
-    df = load_results(experiment)
+    df = load_results(experiment, epoch)
     if not len(df):
         raise ValueError(f"{experiment}: no trials recorded yet")
     return df, df.attrs["objectives"], experiment_meta(experiment)
@@ -46,7 +46,7 @@ def cmd_frontier(a) -> int:
     from .results import auc_matrix
     from .frontier import worst_point
     from .noise import add_noise
-    df, objectives, meta = _load(a.experiment)
+    df, objectives, meta = _load(a.experiment, a.epoch)
     exp = Path(a.experiment)
     F = auc_matrix(df, objectives, a.use)
     ref, ref_label = None, "worst value per objective"
@@ -61,9 +61,16 @@ def cmd_frontier(a) -> int:
     if ref is None and np.isfinite(F).all(axis=1).any():
         ref = worst_point(F)
     df, _ = add_noise(df, objectives, F, ref, a.noise_z, exp)    # se/<obj>, within_noise, ...
+    base, base_note = _baselines(df, objectives, F, a.noise_z, exp)   # vs_baseline column
     columns = [c.strip() for c in (a.columns or "").split(",") if c.strip()]
     info = print_summary(df, objectives, a.uri, which=a.use, ref=ref, ref_label=ref_label,
                          columns=columns)
+    print(f"  points: {_epoch_text(a)}")
+    if base is not None:
+        from .baselines import print_baselines
+        print_baselines(df, objectives, base, info["front"], info["ref"])
+    else:
+        print(f"  input scores: not shown ({base_note})")
     out = exp / "analysis"
     out.mkdir(exist_ok=True)
     front = info["front"]
@@ -71,7 +78,7 @@ def cmd_frontier(a) -> int:
         out / "results.csv", index=False)
     df.to_parquet(out / "results.parquet", index=False) if _has_pyarrow() else None
     df.iloc[front].to_csv(out / "frontier.csv", index=False)
-    _write_frontier_json(out / "frontier.json", df, objectives, info, a, ref_label)
+    _write_frontier_json(out / "frontier.json", df, objectives, info, a, ref_label, base)
     pngs = []
     if len(front):
         labels = df["trial_id"].astype(str).tolist()
@@ -79,7 +86,8 @@ def cmd_frontier(a) -> int:
         se = df[[f"se/{o}" for o in objectives]].to_numpy(dtype=float)
         pngs.append(plot_tradeoffs(F, objectives, groups, front, out / "tradeoffs.png",
                                    labels=labels, title=_title(a.uri), se=se,
-                                   within=df["within_noise"].to_numpy(dtype=object)))
+                                   within=df["within_noise"].to_numpy(dtype=object),
+                                   baselines=base, marked=_marked(df, front)))
         pngs.append(plot_parallel(F, objectives, front, out / "parallel.png", labels=labels,
                                   groups=groups))
         order = np.argsort(df["finished_at"].to_numpy(dtype=float), kind="stable")
@@ -100,21 +108,60 @@ def cmd_frontier(a) -> int:
     return 0
 
 
-def _write_frontier_json(path, df, objectives, info, a, ref_label) -> None:
+def _epoch_text(a) -> str:
+    """Which AUCs the table shows, in words."""
+    if a.use == "point":
+        return {"own": "each trial's epoch best for its own weights (--epoch own; final epoch "
+                       "for trials without weights)",
+                "final": "each trial's last epoch (--epoch final)",
+                "sum": "each trial's epoch with the best AUC sum (--epoch sum)"}[a.epoch]
+    return {"final": "each trial's last epoch (--use final)",
+            "best": "each objective's best epoch (--use best: no single model)"}[a.use]
+
+
+def _baselines(df, objectives, F, z, exp):
+    """The input scores' points and each row's ``vs_baseline`` mark (empty without them);
+    returns (Baselines or None, note)."""
+    from .baselines import experiment_baselines, versus
+    base, note = experiment_baselines(df, objectives, exp)
+    if base is None:
+        df["vs_baseline"] = ""
+        return None, note
+    se = df[[f"se/{o}" for o in objectives]].to_numpy(dtype=float)
+    df["vs_baseline"] = versus(F, se, base, z)
+    return base, note
+
+
+def _marked(df, front) -> list[int]:
+    """Frontier rows that do not beat the input scores."""
+    marks = df["vs_baseline"].astype(str).to_numpy()
+    return [i for i in np.asarray(front, dtype=int).tolist() if marks[i] not in ("", "beats")]
+
+
+def _write_frontier_json(path, df, objectives, info, a, ref_label, base=None) -> None:
     """The frontier and the rows within noise of it, with the reference point, the
     hypervolume and how the noise was measured (docs/DESIGN.md, "Frontier noise")."""
     import json
     front = set(np.asarray(info["front"]).tolist())
     near = df["within_noise"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     rows = [i for i in range(len(df)) if i in front or near[i]]
-    cols = ["trial_id", "group"] + [c for c in df.columns if c.split("/", 1)[0] in
-                                    ("auc", "best", "se", "n_pos", "n_neg", "pref")] + \
-        ["within_noise", "hv_contribution"]
+    cols = ["trial_id", "group", "epoch", "epoch_rule", "checkpoint"] + [
+        c for c in df.columns if c.split("/", 1)[0] in
+        ("auc", "best", "se", "n_pos", "n_neg", "pref")] + \
+        ["within_noise", "hv_contribution", "vs_baseline"]
     points = json.loads(df.iloc[rows][cols].assign(
         on_frontier=[i in front for i in rows]).to_json(orient="records"))
     ref = info["ref"]
     path.write_text(json.dumps({
         "experiment": str(a.uri), "objectives": list(objectives), "use": a.use,
+        "epoch_rule": a.epoch,
+        "baselines": None if base is None else {
+            "where": base.where, "points": [
+                {"name": n, "auc": dict(zip(objectives, f.tolist())),
+                 "se": dict(zip(objectives, s.tolist()))}
+                for n, f, s in zip(base.names, base.F, base.se)],
+            "best_single": {o: {"auc": v, "input": n}
+                            for o, (v, n) in base.best_single(objectives).items()}},
         "reference": {"point": None if ref is None else np.asarray(ref).tolist(),
                       "label": ref_label},
         "hypervolume": info["hypervolume"] if np.isfinite(info["hypervolume"]) else None,
@@ -151,7 +198,7 @@ def _pick(df, objectives, a):
 
 def cmd_pick(a) -> int:
     from .results import row_config
-    df, objectives, _ = _load(a.experiment)
+    df, objectives, _ = _load(a.experiment, a.epoch)
     sel = _pick(df, objectives, a)
     row = df.iloc[sel.index]
     cfg = row_config(row)
@@ -173,7 +220,7 @@ def _point(a):
     choose with the same options."""
     from .pick import SELECTORS
     from .results import trial_row
-    df, objectives, _ = _load(a.experiment)
+    df, objectives, _ = _load(a.experiment, a.epoch)
     if a.point in SELECTORS:
         a.rule = a.point
         return df, _pick(df, objectives, a).index
@@ -184,7 +231,7 @@ def cmd_export(a) -> int:
     """A frontier point's model (a grid point's with its preference) as a folder to serve."""
     from .export import describe, export_point
     df, i = _point(a)
-    print(describe(export_point(df, i, a.out)))
+    print(describe(export_point(df, i, a.out, nearest=a.nearest_checkpoint)))
     return 0
 
 
@@ -230,8 +277,16 @@ def main(argv=None) -> int:
                                          "EXPERIMENT is a name")
         p.add_argument("--storage-endpoint", metavar="URL",
                        help="an S3-compatible server for s3:// URIs (or AWS_ENDPOINT_URL)")
-        p.add_argument("--use", choices=["final", "best"], default="final",
-                       help="each trial's last-epoch AUCs (default) or its best epoch's")
+        p.add_argument("--epoch", choices=["own", "final", "sum"], default="own",
+                       help="which epoch is a trial's point: own (default): the epoch best "
+                            "for the trial's own weights (sum_k w_k AUC_k on validation; "
+                            "its loss weights, PE-LTR bounds, member weights or grid "
+                            "preference; the last epoch for trials without weights); "
+                            "final: the last epoch; sum: the best unweighted AUC sum")
+        p.add_argument("--use", choices=["point", "final", "best"], default="point",
+                       help="point (default): each row's AUCs at the epoch --epoch chose; "
+                            "final: the last epoch's; best: each objective's best epoch "
+                            "(a different epoch per objective: no single model)")
         p.add_argument("--baseline", help="a trial id: reference point for hypervolume / fair")
 
     f = sub.add_parser("frontier", help="non-dominated trials, hypervolume, plots, tables")
@@ -271,6 +326,10 @@ def main(argv=None) -> int:
     e.add_argument("--point", required=True, help="a trial id (a grid point <trial>.p<i>, a "
                                                    "member <trial>.m<i>), or a rule name")
     e.add_argument("--out", help="the folder to write (default <experiment>/export-<point>)")
+    e.add_argument("--nearest-checkpoint", action="store_true",
+                   help="when the chosen epoch's checkpoint was not kept, export the kept "
+                        "checkpoint nearest to it (its epoch and AUCs are written and "
+                        "printed); without this flag that is an error")
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     e.add_argument("--floors")
     e.add_argument("--weights")

@@ -4,7 +4,10 @@
         pair of objectives, like HarmonRank Fig. 3: trials coloured by group (method), one
         line per group through its 2-D non-dominated points, the global frontier circled;
         with ``se`` (n, m AUC standard errors) ±SE error bars on both axes, with ``within``
-        (per row True/False/None) the rows within noise of the frontier ringed dashed
+        (per row True/False/None) the rows within noise of the frontier ringed dashed;
+        ``baselines`` (``analysis.baselines.Baselines``): the input scores' points as black
+        stars (±SE) and the best single input per objective as dotted lines; ``marked``:
+        rows that do not beat the input scores, crossed
     plot_parallel(F, objectives, front, path)           parallel coordinates of the frontier
     plot_hypervolume(values, path, series=...)          hypervolume over trials (or time)
 
@@ -69,8 +72,25 @@ def _error_bars(ax, x, y, xerr, yerr, rows, colour) -> None:
                     label="±1 SE (Hanley-McNeil)" if first else "_nolegend_")
 
 
+def _baseline_marks(ax, base, a, b, first: bool) -> None:
+    """The input scores' points on one panel (a, b), and the best single input per
+    objective as dotted lines (a vertical one for a, a horizontal one for b)."""
+    B, S = base.F, base.se
+    x = B[:, a] if a is not None else np.full(len(B), -1.0)
+    ax.errorbar(x, B[:, b], xerr=None if a is None else S[:, a], yerr=S[:, b], fmt="*",
+                ms=9, color="black", ecolor="0.2", elinewidth=0.8, capsize=0,
+                label="input score (baseline, ±1 SE)" if first else "_nolegend_")
+    for j, name in enumerate(base.names):
+        ax.annotate(name.removeprefix("score_"), (x[j], B[j, b]), fontsize=6,
+                    xytext=(3, -8), textcoords="offset points")
+    if a is not None:
+        ax.axvline(B[:, a].max(), color="0.3", ls=":", lw=0.9)
+    ax.axhline(B[:, b].max(), color="0.3", ls=":", lw=0.9,
+               label="best single input per objective" if first else "_nolegend_")
+
+
 def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None, se=None,
-                      within=None) -> Figure:
+                      within=None, baselines=None, marked=None) -> Figure:
     F, ok, front = _inputs(F, front)
     S = None if se is None else _as_matrix(se)
     if S is not None and S.shape != F.shape:
@@ -102,6 +122,12 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None, se=
             near = np.setdiff1d(near, front)
             ax.scatter(x[near], y[near], s=55, facecolors="none", edgecolors="0.35", lw=0.9,
                        linestyles="--", label="within noise of the frontier")
+        if baselines is not None:
+            _baseline_marks(ax, baselines, a, b, ax is axes[0])
+        if marked is not None and len(marked):
+            m = np.asarray(marked, dtype=int)
+            ax.scatter(x[m], y[m], s=45, marker="x", color="black", lw=1.3, zorder=5,
+                       label="does not beat the input scores")
         if labels is not None and len(front) <= 20:
             for i in front:
                 ax.annotate(str(labels[i]), (x[i], y[i]), fontsize=6, xytext=(3, 3),
@@ -112,18 +138,19 @@ def _tradeoffs_figure(F, objectives, groups, front, labels=None, title=None, se=
     for ax in axes[len(pairs):]:
         ax.set_visible(False)
     handles, texts = axes[0].get_legend_handles_labels()
-    fig.legend(handles, texts, loc="outside lower center", ncols=min(len(texts), 2 * ncols),
-               fontsize=8)
+    width = fig.get_figwidth()          # about 2.4 inches per legend entry at font size 8
+    fig.legend(handles, texts, loc="outside lower center",
+               ncols=max(1, min(len(texts), 2 * ncols, int(width // 2.4))), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
 
 
 def plot_tradeoffs(F, objectives, groups, front, path, labels=None, title=None, se=None,
-                   within=None) -> Path:
+                   within=None, baselines=None, marked=None) -> Path:
     """Pairwise trade-off panels (m(m-1)/2 of them; one AUC-vs-row panel when m = 1)."""
-    return save(_tradeoffs_figure(F, objectives, groups, front, labels, title, se, within),
-                path)
+    return save(_tradeoffs_figure(F, objectives, groups, front, labels, title, se, within,
+                                  baselines, marked), path)
 
 
 def _parallel_figure(F, objectives, front, labels=None, groups=None) -> Figure:

@@ -80,7 +80,12 @@ def add_report_parser(sub) -> None:
     r.add_argument("--lr", type=float, default=o["lr"])
     r.add_argument("--batch-size", type=int, default=o["batch_size"])
     r.add_argument("--threads", type=int, default=TRAINING["run"]["threads"],
-                   help="torch threads per run (default 1; runs are small)")
+                   help="torch threads per run and for the MP stage (default 1; runs are "
+                        "small, and more threads than free cores spin-wait each other down)")
+    r.add_argument("--epoch", choices=["own", "final", "sum"], default="own",
+                   help="which epoch is a run's point, chosen on validation: own (default): "
+                        "best for the run's own loss weights or preference; final: the last; "
+                        "sum: the best unweighted AUC sum")
     r.add_argument("--docs", help="also copy report.md, report.json and the PNGs here "
                                   "(e.g. docs/fidelity)")
 
@@ -101,9 +106,11 @@ def cmd_report(a) -> int:
                 "run": {"threads": a.threads}}
     command = "python -m analysis " + shlex.join(sys.argv[1:])
     try:
-        data = a.data or mp_dataset(a.experiment, a.logs, a.train_days, a.score_days)
+        data = a.data or mp_dataset(a.experiment, a.logs, a.train_days, a.score_days,
+                                    threads=a.threads)
         path = build(a.experiment, data, objectives=a.objectives, seeds=a.seeds,
-                     studies=a.studies, options=options, training=training, command=command)
+                     studies=a.studies, options=options, training=training, command=command,
+                     rule=a.epoch)
     except (ValueError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,10 +10,16 @@ preference as ``pref/<obj>``, also its ``weight/<obj>``),
 ``epochs``, ``time_s``, ``stopped_early`` (a scheduler such as moasha stopped the trial
 at a rung: it is TERMINATED and its metrics are those of the epoch it stopped at),
 ``finished_at``, ``node`` / ``host`` (the Ray node id, first 12
-characters, and host name the trial last ran on); per objective ``auc/<obj>`` (last reported
-epoch), ``best/auc/<obj>`` (best epoch), ``gauc/<obj>``, ``weight/<obj>``; ``auc_sum``
-and ``best/auc_sum``; ``config/<section>.<key>`` (the flattened training config as run),
-``dir`` (the trial folder). ``df.attrs["objectives"]`` lists the objectives.
+characters, and host name the trial last ran on); the row's point: ``epoch`` (the epoch
+the epoch rule chose, ``analysis.epochs``: by default the best for the trial's own weights,
+``epoch_rule`` says how it was chosen), per objective ``auc/<obj>``, ``gauc/<obj>``,
+``weight/<obj>`` and ``auc_sum`` of that epoch, ``checkpoint`` (the name of that epoch's
+checkpoint folder, as Tune reported it, kept or not) and ``own/weight/<obj>`` (the trial's
+own scalarization weights, empty when it has none); for every rule r in ``final``,
+``own``, ``sum``: ``r/epoch``, ``r/auc/<obj>``, ``r/auc_sum``; ``best/auc/<obj>`` (each
+objective's best epoch: no single model) and ``best/auc_sum``; ``config/<section>.<key>``
+(the flattened training config as run), ``dir`` (the trial folder).
+``df.attrs["objectives"]`` lists the objectives, ``df.attrs["epoch_rule"]`` the rule.
 
 Reads Tune's files directly: each trial folder's ``result.json`` (one JSON line per
 report), ``resolved_config.json`` (written by paretune's trainable) or ``params.json``,
@@ -27,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .epochs import DEFAULT_RULE, RULES, applied_rule, check_rule, choose_epoch, own_weights
 
 EXPERIMENT_FILE = "paretune.json"
 
@@ -140,22 +148,28 @@ def _index(v) -> int:
         return -1
 
 
-def _point_rows(row: dict, res: list[dict], objectives, cfg: dict) -> list[dict]:
+def _point_rows(row: dict, res: list[dict], objectives, cfg: dict, rule: str) -> list[dict]:
     """One row per grid point of a conditioned trial (``<trial>.p<i>``): its metrics
-    (``p<i>/...``), its preference as ``pref/<obj>`` and ``weight/<obj>``."""
+    (``p<i>/...``) at the epoch the rule picks for its preference, which is also its
+    ``pref/<obj>`` and ``weight/<obj>``."""
     last = res[-1]
     flat = {f"config/{k}": v for k, v in _flatten(cfg).items()}
     out = []
     for i in range(int(last["points"])):
         pref = {o: last.get(f"p{i}/pref/{o}", math.nan) for o in objectives}
+        w = np.array(list(pref.values()), dtype=np.float64)
+        w = w / w.sum() if np.isfinite(w).all() and w.sum() > 0 else None
         out.append({**row, "trial_id": f"{row['trial_id']}.p{i}", "member": -1, "point": i,
-                    **_metrics(res, objectives, f"p{i}/"),
+                    **_metrics(res, objectives, f"p{i}/", w, rule),
                     **{f"weight/{o}": v for o, v in pref.items()},
                     **{f"pref/{o}": v for o, v in pref.items()}, **flat})
     return out
 
 
-def load_results(experiment_dir) -> pd.DataFrame:
+def load_results(experiment_dir, epoch: str = DEFAULT_RULE) -> pd.DataFrame:
+    """The results table; ``epoch``: which epoch is each row's point (``analysis.epochs``:
+    own, final or sum)."""
+    check_rule(epoch)
     exp = Path(experiment_dir)
     if not exp.is_dir():
         raise FileNotFoundError(f"{exp}: no such experiment folder")
@@ -191,17 +205,19 @@ def load_results(experiment_dir) -> pd.DataFrame:
         if "checkpoint_path" in last:
             row["checkpoint_path"] = last["checkpoint_path"]
         if isinstance(cfg.get("conditioning"), dict) and last.get("points"):
-            rows.extend(_point_rows(row, res, objectives, cfg))   # one row per grid point
+            rows.extend(_point_rows(row, res, objectives, cfg, epoch))   # one per grid point
             continue
         if not isinstance(cfg.get("population"), list):
-            rows.append({**row, "member": -1, **_metrics(res, objectives),
+            rows.append({**row, "member": -1, **_metrics(res, objectives, "",
+                                                         own_weights(cfg, objectives), epoch),
                          **{f"config/{k}": v for k, v in _flatten(cfg).items()}})
             continue
         # a population trial: one row per member, each a point of its own
         from trainables.population import member_configs
         for i, mcfg in enumerate(member_configs(cfg)):
             member = {**row, "trial_id": f"{row['trial_id']}.m{i}", "member": i,
-                      **_metrics(res, objectives, f"m{i}/"),
+                      **_metrics(res, objectives, f"m{i}/", own_weights(mcfg, objectives),
+                                 epoch),
                       **{f"config/{k}": v for k, v in _flatten(mcfg).items()}}
             if last.get(f"m{i}/error"):
                 member.update(status="ERROR", error=str(last[f"m{i}/error"]))
@@ -211,26 +227,41 @@ def load_results(experiment_dir) -> pd.DataFrame:
         df = df.sort_values(["finished_at", "trial_id"], na_position="last").reset_index(drop=True)
     df.attrs["objectives"] = objectives
     df.attrs["experiment"] = str(exp)
+    df.attrs["epoch_rule"] = epoch
     return df
 
 
-def _metrics(res: list[dict], objectives, prefix: str = "") -> dict:
-    """Last and best-epoch metrics of one model (``prefix`` m<i>/ for a population member)."""
-    last = res[-1] if res else {}
+def _metrics(res: list[dict], objectives, prefix: str = "", weights=None,
+             rule: str = DEFAULT_RULE) -> dict:
+    """One model's point (``prefix`` m<i>/ for a population member, p<i>/ for a grid
+    point): the metrics of the epoch ``rule`` picks (``analysis.epochs``; ``weights``: the
+    model's own), each rule's epoch and AUCs, and each objective's best epoch."""
     row = {}
 
     def series(key):
         return [r[key] for r in res if isinstance(r.get(key), (int, float))
                 and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
 
-    for o in objectives:
+    chosen = {r: choose_epoch(res, objectives, r, weights, prefix) for r in RULES}
+    for r, i in chosen.items():
+        at = res[i] if i is not None else {}
+        row[f"{r}/epoch"] = at.get("epoch", math.nan)
+        for o in objectives:
+            row[f"{r}/auc/{o}"] = at.get(f"{prefix}auc/{o}", math.nan)
+        row[f"{r}/auc_sum"] = at.get(f"{prefix}auc_sum", math.nan)
+    at = res[chosen[rule]] if chosen[rule] is not None else {}
+    row["epoch"] = at.get("epoch", math.nan)
+    row["epoch_rule"] = applied_rule(rule, weights)
+    row["checkpoint"] = at.get("checkpoint_dir_name")
+    for k, o in enumerate(objectives):
         vals = series(f"{prefix}auc/{o}")
-        row[f"auc/{o}"] = last.get(f"{prefix}auc/{o}", math.nan)
+        row[f"auc/{o}"] = at.get(f"{prefix}auc/{o}", math.nan)
         row[f"best/auc/{o}"] = max(vals) if vals else math.nan
-        row[f"gauc/{o}"] = last.get(f"{prefix}gauc/{o}", math.nan)
-        row[f"weight/{o}"] = last.get(f"{prefix}weight/{o}", math.nan)
+        row[f"gauc/{o}"] = at.get(f"{prefix}gauc/{o}", math.nan)
+        row[f"weight/{o}"] = at.get(f"{prefix}weight/{o}", math.nan)
+        row[f"own/weight/{o}"] = math.nan if weights is None else float(weights[k])
     sums = series(f"{prefix}auc_sum")
-    row["auc_sum"] = last.get(f"{prefix}auc_sum", math.nan)
+    row["auc_sum"] = at.get(f"{prefix}auc_sum", math.nan)
     row["best/auc_sum"] = max(sums) if sums else math.nan
     return row
 
@@ -245,15 +276,30 @@ def trial_row(df: pd.DataFrame, trial_id) -> int:
     return int(hits[0])
 
 
-def auc_matrix(df: pd.DataFrame, objectives, which: str = "final") -> np.ndarray:
-    """(n, m) AUCs to maximize: the last epoch's (``final``) or the best epoch's (``best``);
-    NaN for trials that did not finish (they never enter a frontier)."""
-    if which not in ("final", "best"):
-        raise ValueError(f"which must be 'final' or 'best', got {which!r}")
-    cols = [f"auc/{o}" if which == "final" else f"best/auc/{o}" for o in objectives]
+def auc_matrix(df: pd.DataFrame, objectives, which: str = "point") -> np.ndarray:
+    """(n, m) AUCs to maximize: each row's point (``point``: the epoch the results' epoch
+    rule chose), its last epoch's (``final``) or each objective's best epoch (``best``,
+    no single model); NaN for trials that did not finish (they never enter a frontier)."""
+    cols = {"point": "auc/", "final": "final/auc/", "best": "best/auc/"}
+    if which not in cols:
+        raise ValueError(f"which must be one of {', '.join(cols)}, got {which!r}")
     if not len(df):
         return np.zeros((0, len(objectives)))
-    F = np.array(df[cols].to_numpy(dtype=np.float64), copy=True)   # pandas 3: views are read-only
+    prefix = cols[which] if f"{cols[which]}{objectives[0]}" in df else "auc/"
+    F = np.array(df[[f"{prefix}{o}" for o in objectives]].to_numpy(dtype=np.float64),
+                 copy=True)                                  # pandas 3: views are read-only
     ok = (df["status"] == "TERMINATED").to_numpy()
     F[~ok] = np.nan
     return F
+
+
+def row_prefix(row) -> str:
+    """The prefix of a row's own metrics in its trial's reports: ``m<i>/`` for a population
+    member, ``p<i>/`` for a grid point, else ''."""
+    member, point = _index(row.get("member", -1)), _index(row.get("point", -1))
+    return f"m{member}/" if member >= 0 else f"p{point}/" if point >= 0 else ""
+
+
+def row_history(row) -> list[dict]:
+    """Every report of a row's trial, in order (its ``result.json``)."""
+    return _read_results(Path(row["dir"]))

@@ -19,7 +19,7 @@ def _cell(v) -> str:
     return str(v)[:14]
 
 
-def print_summary(df, objectives, experiment_dir, file=None, which="final",
+def print_summary(df, objectives, experiment_dir, file=None, which="point",
                   ref=None, ref_label="worst value per objective", columns=()) -> dict:
     """Print trials (frontier first, then those within noise of it, then by AUC sum),
     failures with reasons, and the hypervolume; return {"front": indices, "ref": ref, "hypervolume": hv}. ``columns``:

@@ -41,8 +41,12 @@ members of a population trial finish together), versus member-epochs and versus 
 seconds since the method's experiment started. Printed: one line per method start/end,
 the table (models, member-epochs, wall s, final HV, HV at 25/50/75/100% of the budget,
 final HV with the worst point over all methods as reference), HV(method) / HV(random) at
-equal member-epochs and the goals (``frontier_methods.GOALS``); with ``--seeds N``, their
-mean and std over the seeds. Saved: ``<out>/bench_frontier.png`` (two panels) and
+equal member-epochs, the goals (``frontier_methods.GOALS``) and the input scores as
+baselines (each ``score_*`` column's own AUC vector, ``analysis.baselines``: their HV, the
+best single input per objective, and per method the frontier points that do not beat them
+and its best AUC per objective against the best single input); with ``--seeds N``, their
+mean and std over the seeds. Every model's point is the epoch the analysis' rule picks
+(``analysis.epochs``: the epoch best for its own weights). Saved: ``<out>/bench_frontier.png`` (two panels) and
 ``<out>/bench_frontier.json``.
 The curves, table and plot are in :mod:`benchmarks.frontier_report`.
 """
@@ -63,7 +67,8 @@ from search.searchers.pe_ltr_grid import BOUNDS_TOTAL, PE_LTR_LR, pe_ltr_partiti
 
 from . import frontier_methods as fm
 from ._args import BenchError, add_common, check_ints, integer
-from .frontier_report import hv_at, hv_curve, json_safe, marks, over_seeds, plot, report
+from .frontier_report import (baselines, hv_at, hv_curve, json_safe, marks, over_seeds, plot,
+                              report)
 
 __all__ = ["BOUNDS_TOTAL", "BenchError", "METHODS", "PE_LTR_LR", "bench", "hv_at",
            "hv_curve", "main", "marks", "parse_args", "pe_ltr_partitions", "plan",
@@ -337,7 +342,9 @@ def bench(a) -> dict:
     F = np.vstack(Fs) if Fs else np.zeros((0, len(a.objectives)))
     worst = worst_point(F).tolist() if np.isfinite(F).all(axis=1).any() else None
     table = report(results, a, worst)
-    png = plot(results, a, out / "bench_frontier.png")
+    inputs = baselines(results, a)
+    png = plot(results, a, out / "bench_frontier.png",
+               inputs["hv"] if inputs is not None else None)
     doc = {"settings": {"budget": a.budget, "epochs": a.epochs, "rows": a.rows,
                         "member_epoch_budget": a.budget * a.epochs,
                         "data": a.data_name, "cond_trials": a.cond_trials,
@@ -351,7 +358,7 @@ def bench(a) -> dict:
                         "pe_ltr_bounds_total": BOUNDS_TOTAL,
                         "cpus": a.cpus},
            "reference": {"auc": a.ref, "worst_over_methods": worst},
-           "table": table,
+           "table": table, "input_scores": inputs,
            "curves": {m: r["curve"] for m, r in results.items()},
            "experiments": {m: r["experiment"] for m, r in results.items()},
            "spaces": {m: r["space"] for m, r in results.items()}}

@@ -159,7 +159,59 @@ def report(results: dict, a, worst_ref, file=None) -> dict:
     return table
 
 
-def plot(results: dict, a, path: Path) -> Path:
+def baselines(results: dict, a, file=None) -> dict | None:
+    """The input scores as baseline points (``analysis.baselines``: each ``score_*`` column
+    ranked against every objective, on the split the trials were evaluated on), their
+    hypervolume against the same reference, and per method: frontier points that do not
+    beat them and its best AUC per objective against the best single input. None when no
+    method's results name a dataset with input scores."""
+    from analysis.baselines import experiment_baselines, versus
+    from analysis.frontier import hypervolume, pareto_front
+    from analysis.noise import auc_se
+    from analysis.results import auc_matrix
+    p = lambda *x: print(*x, file=file or sys.stdout)   # noqa: E731
+    base = None
+    for r in results.values():
+        if r["df"] is not None and len(r["df"]):
+            base, note = experiment_baselines(r["df"], a.objectives, r["experiment"])
+            if base is not None:
+                break
+    if base is None:
+        return None
+    best = base.best_single(a.objectives)
+    hv = hypervolume(base.F, a.ref)
+    p(f"\ninput scores as baselines ({base.where}): HV {hv:.6f} (reference AUC "
+      f"{', '.join(f'{v:g}' for v in a.ref)}); best single input: " +
+      ", ".join(f"{o} {v:.4f} ({n})" for o, (v, n) in best.items()))
+    p(f"{'method':17s} {'final HV':>10s} {'- inputs HV':>11s} {'not beating':>11s} " +
+      " ".join(f"{'best ' + o[:8]:>14s}" for o in a.objectives))
+    out = {"where": base.where, "names": base.names, "auc": base.F.tolist(),
+           "se": base.se.tolist(), "hv": hv,
+           "best_single": {o: {"auc": v, "input": n} for o, (v, n) in best.items()},
+           "methods": {}}
+    for m, r in results.items():
+        if r["df"] is None or not len(r["df"]):
+            continue
+        F = auc_matrix(r["df"], a.objectives)
+        front = pareto_front(F)
+        counts = base.counts
+        se = auc_se(F, counts[None, :, 0], counts[None, :, 1])
+        marks = versus(F, se, base, 1.0)
+        weak = [int(i) for i in front if marks[i] != "beats"]
+        top = np.nanmax(F, axis=0) if np.isfinite(F).any() else np.full(len(a.objectives),
+                                                                          np.nan)
+        out["methods"][m] = {"not_beating": len(weak), "frontier": int(len(front)),
+                             "best": dict(zip(a.objectives, top.tolist())),
+                             "hv_minus_inputs": r["final_hv"] - hv}
+        p(f"{m:17s} {_fmt(r['final_hv']):>10s} {r['final_hv'] - hv:+11.6f} "
+          f"{f'{len(weak)}/{len(front)}':>11s} " +
+          " ".join(f"{top[k] - best[o][0]:+14.4f}" for k, o in enumerate(a.objectives)))
+    p("  (not beating: frontier points no better than some input score beyond 1 SE on any "
+      "objective; best <obj>: the method's best AUC minus the best single input's)")
+    return out
+
+
+def plot(results: dict, a, path: Path, inputs_hv: float | None = None) -> Path:
     from analysis.plots import colours, figure, save
     fig = figure(11.0, 4.2)
     left, right = fig.subplots(1, 2)
@@ -174,6 +226,10 @@ def plot(results: dict, a, path: Path) -> Path:
         ok = np.isfinite(s)
         right.plot(s[ok], np.asarray(c["hv"])[ok], **kw)
     left.axvline(a.budget * a.epochs, color="0.5", ls="--", lw=0.8)
+    if inputs_hv is not None:                 # the input scores alone, as a baseline
+        for ax in (left, right):
+            ax.axhline(inputs_hv, color="black", ls=":", lw=1.0,
+                       label="input scores alone" if ax is left else "_nolegend_")
     from matplotlib.ticker import MaxNLocator
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_xlabel("member-epochs (a model for one epoch = 1; a conditioned epoch = "

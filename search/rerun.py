@@ -6,8 +6,10 @@ Reads only the config the trial ran with (``resolved_config.json``, or a populat
 member's), runs one Tune trial per seed (``run.seed`` = 0..N-1, optionally more epochs) into
 ``<experiment>/rerun-<trial>/seeds`` on the experiment's storage, and writes beside it
 ``config.yaml`` (the config, seed left to choose), ``summary.json`` / ``summary.csv`` (per
-objective mean and std over seeds, each seed's values) and ``model.pt`` (the checkpoint of
-the seed with the best AUC sum; load it with ``trainables.loop.load_model``).
+objective mean and std over seeds, each seed's values at its point: the epoch best for the
+config's own weights, ``analysis.epochs``, as in the analysis) and ``model.pt`` (the
+last checkpoint of the seed with the best AUC sum; load it with
+``trainables.loop.load_model``).
 """
 from __future__ import annotations
 
@@ -109,6 +111,18 @@ def _fit(cfg: dict, seeds: int, resources: dict, out, exp_space, local_out: Path
     return tuner.fit()
 
 
+def _point_of(result, last: dict, cfg: dict) -> tuple[dict, int | None]:
+    """One seed's point: the metrics of the epoch the analysis' rule picks
+    (``analysis.epochs``, the epoch best for the config's own weights), and that epoch."""
+    from analysis.epochs import chosen_epoch
+    frame = getattr(result, "metrics_dataframe", None)
+    history = frame.to_dict("records") if frame is not None and len(frame) else [last]
+    pick = chosen_epoch(history, cfg)
+    if pick["index"] is None:
+        return last, last.get("epoch")
+    return {**last, **history[pick["index"]]}, pick["epoch"]
+
+
 def _summarize(grid, cfg: dict, row, out) -> dict:
     per_seed, best, objectives = [], None, None
     for r in grid:
@@ -118,7 +132,9 @@ def _summarize(grid, cfg: dict, row, out) -> dict:
                   flush=True)
             continue
         objectives = objectives or [k[4:] for k in m if k.startswith("auc/")]
-        per_seed.append({"seed": r.config["run"]["seed"], "auc_sum": m["auc_sum"],
+        m, epoch = _point_of(r, m, cfg)
+        per_seed.append({"seed": r.config["run"]["seed"], "epoch": epoch,
+                         "auc_sum": m["auc_sum"],
                          "node": m.get("node_id", ""), "host": m.get("hostname", ""),
                          **{f"auc/{o}": m[f"auc/{o}"] for o in objectives}})
         if r.checkpoint and (best is None or m["auc_sum"] > best[0]):

@@ -278,6 +278,21 @@ def test_a_tiny_benchmark_runs_and_saves_the_plot_and_the_curves(tmp_path, capsy
     # the population's two members of a generation enter together
     assert doc["curves"]["population_nsga2"]["models"] == [0, 2, 4]
     assert doc["table"]["random"]["ratio_vs_random"]["4"] == 1.0     # 4 models x 1 epoch
+    # the input scores as baselines: each score column's AUCs on the valid split
+    from sklearn.metrics import roc_auc_score
+    import pandas as pd
+    inputs = doc["input_scores"]
+    assert "input scores as baselines" in text and len(inputs["names"]) == 3
+    folder = inputs["where"].split(" split of ", 1)[1]
+    valid = pd.read_parquet(f"{folder}/valid.parquet")
+    objectives = doc["settings"]["objectives"]
+    want = [[roc_auc_score(valid[f"label_{o}"], valid[n]) for o in objectives]
+            for n in inputs["names"]]
+    np.testing.assert_allclose(inputs["auc"], want, atol=1e-9)
+    assert set(inputs["methods"]) == set(doc["curves"])
+    for m, r in inputs["methods"].items():
+        assert 0 <= r["not_beating"] <= r["frontier"]
+        assert r["hv_minus_inputs"] == pytest.approx(doc["table"][m]["final_hv"] - inputs["hv"])
 
 
 @pytest.mark.slow

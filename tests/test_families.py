@@ -8,8 +8,9 @@ import re
 
 import numpy as np
 
+import pytest
+
 from analysis.frontier import hypervolume
-from analysis.noise import auc_se
 from analysis.report.context import Context
 from analysis.report.studies import families as fam
 
@@ -56,59 +57,90 @@ def test_plan_gives_every_family_the_same_member_epochs(tmp_path):
 
 
 def test_winners_say_tie_within_noise_and_win_beyond_it():
-    top, tied = fam.winners({"a": 0.80, "b": 0.79, "c": 0.70}, {"a": 0.01, "b": 0.01, "c": 0.01})
-    assert top == "a" and tied == ["b"]               # 0.01 < sqrt(2) x 0.01; 0.10 is not
-    assert fam.winners({"a": 0.8, "b": 0.7}, {"a": 0.01, "b": 0.01}) == ("a", [])
+    from analysis.report.verdicts import Measure
+    def gap(best):                                    # SE of every gap: 0.0057
+        return lambda x, y: Measure(best[x] - best[y], [], 0.004, 0.004)
+
+    best = {"a": 0.80, "b": 0.79, "c": 0.70}
+    top, tied = fam.winners(best, gap(best))
+    assert top == "a" and tied == ["b"]               # 0.01 < 2 SE; 0.10 is not
+    two = {"a": 0.8, "b": 0.7}
+    assert fam.winners(two, gap(two)) == ("a", [])
 
 
-def test_render_states_hypervolumes_and_winners_that_follow_the_records(tmp_path):
-    ctx = _ctx(tmp_path)
+def _records(ctx, tmp_path, signal, cond_points=11):
+    """Every planned run with test scores from ``signal(family) -> {objective: lift}``."""
+    from analysis.report.bootstrap import save_scores, score_name
+    from tests._report_fakes import attach_noise, record, scores_for, test_rows
+    labels = test_rows(OBJS, n=4000, rates=[0.1, 0.015])
+    attach_noise(ctx, labels, tmp_path / "scores", input_signal=1.2)
     rng = np.random.default_rng(7)
     pairs = []
     for run in fam.plan(ctx):
-        base = {"fusion": 0.55, "mlp": 0.62, "harmonrank": 0.68, "conditioned": 0.76}
-        b = base[run.extra["family"]]
-        # click: families 0.06+ apart (400 positives: beyond noise); like: 0.016 apart on 60
-        # positives (SE about 0.035): within noise
-        draw = lambda: {"click": b + rng.uniform(-0.01, 0.01),            # noqa: E731
-                        "like": 0.70 + (b - 0.6) / 5 + rng.uniform(-0.005, 0.005)}
-        if run.extra["family"] == "conditioned":
-            pts = [{"test": draw()} for _ in range(11)]
-            rec = {"status": "ok", "points": pts, "test": pts[0]["test"]}
+        f = run.extra["family"]
+        if f == "conditioned":
+            prefs = [[i / (cond_points - 1), 1 - i / (cond_points - 1)] for i in range(cond_points)]
+            S = np.stack([scores_for(labels, OBJS, {o: v * (0.5 + p[k]) for k, (o, v) in
+                                                    enumerate(signal(f).items())}, rng)
+                          for p in prefs])
+            save_scores(tmp_path / "scores", run.key, {score_name(1, i): S[i]
+                                                       for i in range(len(S))})
+            pairs.append((run, record(run, labels, OBJS, S, prefs)))
         else:
-            rec = {"status": "ok", "test": draw()}
-        pairs.append((run, rec))
+            s = scores_for(labels, OBJS, signal(f), rng)
+            save_scores(tmp_path / "scores", run.key, {"e1": s})
+            pairs.append((run, record(run, labels, OBJS, s)))
+    return pairs
+
+
+def test_render_states_hypervolumes_winners_and_the_input_scores(tmp_path):
+    """render() on records with real test scores: each family's HV is the mean of its
+    per-seed HVs of the records' points; winners and the input-score statements follow the
+    gaps and their SEs; a family far below the inputs is named with its validation gap."""
+    ctx = _ctx(tmp_path, positives=(400, 60))
+    lift = {"fusion": 0.2, "mlp": 0.6, "harmonrank": 1.0, "conditioned": 2.5}
+    pairs = _records(ctx, tmp_path, lambda f: {"click": lift[f], "like": lift[f]})
     sec = fam.render(ctx, pairs)
     hv, best = _hv_and_best(pairs, ctx)
     md = sec.markdown
     for f, values in hv.items():
         row = next(line for line in md.splitlines() if line.startswith(f"| {fam.NAMES[f]} |"))
-        mean, std = np.mean(values), np.std(values, ddof=1)
-        assert f"{mean:.5f} ± {std:.5f}" in row, (row, values)
+        assert f"{np.mean(values):.5f} ± " in row, (row, values)
         assert ", ".join(f"{h:.5f}" for h in values) in row
-        assert np.allclose(sec.data["hv"][f], values)
+        assert sec.data["hv"][f]["per_seed"] == pytest.approx(values)
+        assert sec.data["hv"][f]["se_test"] > 0 and sec.data["hv"][f]["se_seeds"] >= 0
     cost = {line.split(" | ")[1] for line in md.splitlines()
             if any(line.startswith(f"| {n} |") for n in fam.NAMES.values())}
     assert cost == {str(3 * ctx.training["optim"]["epochs"])}   # (K + 1) x epochs, K = 2
     order = sorted(hv, key=lambda f: -np.mean(hv[f]))
     assert f"Hypervolume: {fam.NAMES[order[0]]}" in md
     for k, o in enumerate(OBJS):
-        pos = ctx.counts["test"][o][0]
         scores = {f: b[k] for f, b in best.items()}
         top = max(scores, key=scores.get)
-        se = {f: float(auc_se(v, pos, 4000 - pos)) for f, v in scores.items()}
-        tied = sorted(f for f in scores if f != top and
-                      scores[top] - scores[f] <= np.hypot(se[top], se[f]))
+        assert sec.data["wins"][o][0] == top
         line = next(x for x in md.splitlines() if x.startswith(f"- {o}:"))
         assert f"best AUC {scores[top]:.4f} from {fam.NAMES[top]}" in line
-        if tied:
-            assert "tie within noise" in line and all(fam.NAMES[f] in line for f in tied)
-        else:
-            assert "beyond noise" in line
-        assert sorted(sec.data["wins"][o][1]) == tied and sec.data["wins"][o][0] == top
-    lines = {o: next(x for x in md.splitlines() if x.startswith(f"- {o}:")) for o in OBJS}
-    assert "beyond noise" in lines["click"] and "tie within noise" in lines["like"]
-    assert sec.findings and sec.findings[0].startswith("note")
+        for f, g in sec.data["inputs"][o]["families"].items():
+            z = g["gap"]["effect"] / g["gap"]["se"]
+            assert g["reaches"] == (z >= -2) and g["beats"] == (z > 2)
+    # the conditioned family (lift 2.5 vs the inputs' 1.2) beats the inputs; fusion (0.2)
+    # cannot reach them, and the report names it with its validation gap
+    for o in OBJS:
+        fams = sec.data["inputs"][o]["families"]
+        assert fams["conditioned"]["beats"] and not fams["fusion"]["reaches"]
+        line = next(x for x in md.splitlines() if x.startswith(f"- {o}: the best single input"))
+        assert "cannot reach it" in line and "fusion (weighted formula)" in line
+        assert "best validation AUC" in line
+    assert "conditioned HarmonRank" in md and not any("," in n for n in fam.NAMES.values())
+    for f in lift:                    # the spread across weights, from the records by hand
+        want = np.mean([max(np.ptp([[p["valid"][o] for o in OBJS] for run, rec in pairs
+                                    if run.extra["family"] == f and run.seed == s
+                                    for p in (rec.get("points") or [rec])], axis=0))
+                        for s in ctx.seeds])
+        assert sec.data["weight_spread"][f] == pytest.approx(want)
+    assert [f["verdict"] for f in sec.findings] == ["note (the paper has no such baseline)"] * 2
+    assert "In hypervolume" in sec.findings[1]["text"]
+    assert (tmp_path / "families.png").stat().st_size > 1000
 
 
 def test_families_study_end_to_end_on_tiny_synthetic_data(tmp_path):
@@ -125,12 +157,14 @@ def test_families_study_end_to_end_on_tiny_synthetic_data(tmp_path):
     recs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
     assert len(recs) == 3 * 3 + 1 and all(r["status"] == "ok" for r in recs)
     cond = [r for r in recs if r["extra"]["family"] == "conditioned"]
-    assert len(cond) == 1 and len(cond[0]["points"]) == 11      # K = 2: 11 grid points
+    assert len(cond) == 1 and len(cond[0]["history"][0]["points"]) == 11   # K = 2: 11 points
     text = (out / "report.md").read_text()
     assert "Model families at equal member-epochs" in text
+    from analysis.report.runs import view
     for f in fam.FAMILIES:
         rows = [p["test"] for r in recs if r["extra"]["family"] == f
-                for p in (r.get("points") or [{"test": r["test"]}])]
+                for p in (view(r, "own").get("points") or [view(r, "own")])]
         want = hypervolume(np.array([[x[o] for o in OBJS] for x in rows]), [0.5, 0.5])
         row = next(line for line in text.splitlines() if line.startswith(f"| {fam.NAMES[f]} |"))
-        assert re.search(rf"\| {want:.5f} ± 0\.00000 \|", row), (row, want)
+        assert re.search(rf"\| {want:.5f} ± [0-9.]+ \|", row), (row, want)
+    assert "Against the input scores" in text and (out / "families.png").is_file()

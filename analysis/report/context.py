@@ -31,6 +31,10 @@ class Context:
     counts: dict = field(default_factory=dict)     # split -> objective -> (positives, rows)
     rho: np.ndarray | None = None                  # label Spearman on train (K, K)
     input_auc: dict = field(default_factory=dict)  # test AUC of each objective's own score
+    rule: str = "own"                              # which epoch is a run's point
+    noise: object = None                           # bootstrap.TestNoise of the test rows
+    mp: dict = field(default_factory=dict)         # the MP stage's time and threads
+    valid_inputs: dict = field(default_factory=dict)   # input score -> objective -> valid AUC
 
     @property
     def figures(self) -> Path:
@@ -63,8 +67,16 @@ class Context:
         return [o for o in self.objectives if self.positives(o, split) >= MIN_POSITIVES]
 
 
+    def inputs(self, objectives=None) -> dict:
+        """Input score name -> {objective: test AUC}: each input score ranked against
+        every objective's labels (``analysis.baselines``' points, on test)."""
+        objectives = list(objectives or self.objectives)
+        return {n: {o: v[o] for o in objectives} for n, v in self.noise.inputs.items()}
+
+
 @dataclass
 class Section:
     title: str
     markdown: str
-    findings: list[str] = field(default_factory=list)   # "agrees:" / "disagrees:" lines
+    findings: list[dict] = field(default_factory=list)   # verdicts.finding(...) each
+    data: dict = field(default_factory=dict)              # the section's numbers, as JSON

@@ -14,12 +14,21 @@ import yaml
 SPLITS = ("train", "valid", "test")
 
 
-def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, log=print) -> Path:
+MP_STAGE_FILE = "mp_stage.json"      # in the report folder: the MP stage's time and threads
+
+
+def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, threads: int = 0,
+               log=print) -> Path:
     """``out/me_dataset`` made by the MP stage (its default config,
-    trainables/kuairand/mp.yaml: MMoE, PE-LTR task weights; the report's seed), or the
-    one a previous run of the same report left there."""
-    from trainables.kuairand.days import sorted_days
+    trainables/kuairand/mp.yaml: MMoE, PE-LTR task weights; the report's seed) with
+    ``threads`` torch threads (0: torch's default), or the one a previous run of the same
+    report left there. Its wall time and threads go to ``out/mp_stage.json``, which the
+    report counts in its total."""
+    import json
+    import time
+    from trainables.kuairand.days import fmt_days, sorted_days
     target = Path(out) / "me_dataset"
+    record = Path(out) / MP_STAGE_FILE
     if (target / "meta.yaml").is_file():
         meta = yaml.safe_load((target / "meta.yaml").read_text())
         src = meta.get("source") or {}
@@ -32,12 +41,30 @@ def mp_dataset(out: Path, logs, train_days, score_days, *, seed: int = 0, log=pr
                              f"asked for; use another EXPERIMENT folder")
         made_by = meta.get("created_by", "")
         log(f"[report] reusing the MP output {target}" + (f" ({made_by})" if made_by else ""))
+        if record.is_file():
+            info = json.loads(record.read_text())
+            record.write_text(json.dumps({**info, "this_invocation": False}))
         return target
+    import torch
     from trainables.kuairand.config import load_config
     from trainables.kuairand.pipeline import run
-    log(f"[report] MP stage: {logs} train {train_days} -> score {score_days}")
-    run(logs, train_days, score_days, target, load_config(None, {"train": {"seed": seed}}),
-        command=f"paretune report MP stage (seed {seed})", progress=True)
+    train_days, score_days = sorted_days(train_days), sorted_days(score_days)
+    log(f"[report] MP stage: {logs} train {fmt_days(train_days)} -> score "
+        f"{fmt_days(score_days)}, {threads or 'default'} torch thread(s)")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    t0 = time.time()
+    try:
+        run(logs, train_days, score_days, target,
+            load_config(None, {"train": {"seed": seed}}),
+            command=f"paretune report MP stage (seed {seed})", progress=True)
+    finally:
+        torch.set_num_threads(before)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"seconds": round(time.time() - t0, 1),
+                                  "threads": int(threads) or before,
+                                  "this_invocation": True}))
     return target
 
 

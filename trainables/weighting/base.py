@@ -64,6 +64,15 @@ class Weighting:
         """Current weights, (K,) or (P, K), for logging as ``weight/<obj>``."""
         raise NotImplementedError
 
+    def preference(self) -> list[float] | None:
+        """The fixed trade-off this weighting stands for: K weights on the simplex, or None
+        when it states none (weights that follow the training state, e.g. EMER's
+        self-evolving ones). The analysis judges each epoch of a trial by sum_k w_k AUC_k
+        under these weights and takes the best epoch as the trial's point
+        (docs/DESIGN.md, "Which epoch is a trial's point"). Called on one model's
+        weighting (a population member's is built on its own)."""
+        return None
+
     def multi_task_issue(self) -> str | None:
         """None when this weighting can also weight a multi-task model's losses (the MP
         stage, ``trainables.mp``: ``ctx.scores`` is (n, K), one column per objective,

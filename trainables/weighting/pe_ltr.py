@@ -246,6 +246,16 @@ class PELTRWeighting(Weighting):
     def weights(self) -> torch.Tensor:
         return self._w.clone()
 
+    def preference(self) -> list[float]:
+        """The weights closest to equal ones that respect the lower bounds (the projection
+        of 1/K onto {w >= c, sum w = 1}, where the weighting starts): the trade-off the
+        bounds state, fixed before training. Not the learned weights: those solve for a
+        common descent direction of one batch, change every ``every`` steps and would
+        score each epoch by a different yardstick (docs/DESIGN.md, "Which epoch is a
+        trial's point")."""
+        k = len(self.objectives)
+        return project_bounded_simplex(np.full(k, 1.0 / k), self.bounds).tolist()
+
     def multi_task_issue(self) -> str | None:
         if self.gradients == "shared":
             return None

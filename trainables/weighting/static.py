@@ -51,6 +51,11 @@ class StaticWeighting(Weighting):
         self._w = torch.tensor(values, dtype=torch.float32)
         self._cache_on: torch.Tensor | None = None
 
+    def preference(self) -> list[float]:
+        """The weights themselves, divided by their sum."""
+        w = self._w.to(torch.float64)
+        return (w / w.sum()).tolist()
+
     def combine(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         on = self._cache_on
         if on is None or on.device != losses.device or on.dtype != losses.dtype:

@@ -7,15 +7,14 @@ Paper (Kuaishou-ELive): HarmonRank's curve lies above MBCE's for every weight al
 from __future__ import annotations
 
 import itertools
-
-import numpy as np
+import math
 
 from analysis.frontier import hypervolume
 
 from ..context import Context, Section
 from ..plots import pair_curves
 from ..runs import Run
-from ..stats import fmt, mean_std
+from ..verdicts import Z, finding, judge, measure
 
 METHODS = ("rank_auc", "bce")
 NAMES = {"rank_auc": "HarmonRank (rank_auc)", "bce": "MBCE (bce)"}
@@ -56,50 +55,86 @@ def plan(ctx: Context) -> list[Run]:
     return runs
 
 
+def _cell(recs, a, b, m, w, o):
+    def stat(look, seed):
+        rec = recs.get((a, b, m, w, seed))
+        return look.auc(rec)[o] if rec is not None else math.nan
+    return stat
+
+
+def _area(recs, a, b, m, weights):
+    """Per seed: the area of that seed's curve (its points at every weight)."""
+    def stat(look, seed):
+        pts = [recs.get((a, b, m, w, seed)) for w in weights]
+        if any(p is None for p in pts):
+            return math.nan
+        return curve_area([(look.auc(p)[a], look.auc(p)[b]) for p in pts])
+    return stat
+
+
+def _pair(ctx, recs, a, b, curves, lines) -> dict:
+    """One pair's table rows, curve points and finding."""
+    weights, noise, seeds = weights_of(ctx), ctx.noise, ctx.seeds
+    lines += [f"**{a} vs {b}** (label Spearman "
+              f"{ctx.rho[ctx.objectives.index(a), ctx.objectives.index(b)]:.3f}; test "
+              f"positives {ctx.positives(a)} / {ctx.positives(b)})", "",
+              f"| {a} weight | " + " | ".join(f"{NAMES[m]} {a} | {NAMES[m]} {b}"
+                                               for m in METHODS) +
+              f" | HarmonRank - MBCE, {a} | HarmonRank - MBCE, {b} |",
+              "|" + "---|" * (2 * len(METHODS) + 3)]
+    both = {"rank_auc": 0, "bce": 0}
+    for w in weights:
+        row = []
+        for m in METHODS:
+            pa, pb = (measure(noise, seeds, _cell(recs, a, b, m, w, o)) for o in (a, b))
+            curves.setdefault((a, b), {}).setdefault(m, []).append(
+                (w, pa.effect, pa.se, pb.effect, pb.se))
+            row += [f"{pa.effect:.3f} ± {pa.se:.3f}", f"{pb.effect:.3f} ± {pb.se:.3f}"]
+        gaps = [measure(noise, seeds, lambda look, s, o=o: _cell(recs, a, b, "rank_auc", w, o)(
+            look, s) - _cell(recs, a, b, "bce", w, o)(look, s)) for o in (a, b)]
+        both["rank_auc"] += all(g.beyond() > 0 for g in gaps)
+        both["bce"] += all(g.beyond() < 0 for g in gaps)
+        lines.append(f"| {w} | " + " | ".join(row) + " | " + " | ".join(
+            f"{g.effect:+.3f} ± {g.se:.3f}" + (" *" if g.beyond() else "") for g in gaps) + " |")
+    area = {m: measure(noise, seeds, _area(recs, a, b, m, weights)) for m in METHODS}
+    diff = measure(noise, seeds, lambda look, s: _area(recs, a, b, "rank_auc", weights)(
+        look, s) - _area(recs, a, b, "bce", weights)(look, s))
+    lines += ["", f"Area above (0.5, 0.5) under each seed's curve, mean ± SE: HarmonRank "
+              f"{area['rank_auc'].effect:.5f} ± {area['rank_auc'].se:.5f}, MBCE "
+              f"{area['bce'].effect:.5f} ± {area['bce'].se:.5f}; HarmonRank - MBCE "
+              f"{diff.pm(5)}.", ""]
+    text = (f"{a} vs {b}: HarmonRank's curve area minus MBCE's: {diff.pm(5)}; better on both "
+            f"objectives beyond {Z:g} SE at {both['rank_auc']} of {len(weights)} weight "
+            f"settings (MBCE at {both['bce']}). The paper has HarmonRank better at every "
+            f"setting.")
+    return finding(f"frontier/{a}:{b}", judge(diff), text, effect=diff, area_rank_auc=area["rank_auc"],
+                   area_bce=area["bce"], settings_rank_auc_better=both["rank_auc"],
+                   settings_bce_better=both["bce"], settings=len(weights),
+                   test_positives={a: ctx.positives(a), b: ctx.positives(b)})
+
+
 def render(ctx: Context, pairs) -> Section:
-    cells: dict = {}
+    recs = {}
     for run, rec in pairs:
         if rec["status"] == "ok":
-            a, b = run.extra["pair"]
-            cells.setdefault((a, b, run.extra["loss"], run.extra["w"]), []).append(
-                (rec["test"][a], rec["test"][b]))
-    curves, lines, findings = {}, [], []
+            recs[(*run.extra["pair"], run.extra["loss"], run.extra["w"], run.seed)] = rec
+    curves, lines, findings, inputs = {}, [], [], {}
     for a, b in pairs_of(ctx):
-        lines += [f"**{a} vs {b}** (label Spearman "
-                  f"{ctx.rho[ctx.objectives.index(a), ctx.objectives.index(b)]:.3f}; test "
-                  f"positives {ctx.positives(a)} / {ctx.positives(b)})", "",
-                  f"| {a} weight | " + " | ".join(f"{NAMES[m]} {a} | {NAMES[m]} {b}"
-                                                   for m in METHODS) + " | HarmonRank better on |",
-                  "|" + "---|" * (2 * len(METHODS) + 2)]
-        wins, both = 0, 0
-        for w in weights_of(ctx):
-            row, means = [], {}
-            for m in METHODS:
-                v = np.array(cells.get((a, b, m, w), []), dtype=float).reshape(-1, 2)
-                ma, mb = mean_std(v[:, 0]), mean_std(v[:, 1])
-                means[m] = (ma[0], mb[0])
-                curves.setdefault((a, b), {}).setdefault(m, []).append(
-                    (w, ma[0], ma[1], mb[0], mb[1]))
-                row += [fmt(*ma, digits=3), fmt(*mb, digits=3)]
-            h, bc = means["rank_auc"], means["bce"]
-            better = [o for o, x, y in ((a, h[0], bc[0]), (b, h[1], bc[1])) if x > y]
-            wins += len(better) == 2
-            both += 1
-            lines.append(f"| {w} | " + " | ".join(row) + f" | {', '.join(better) or 'neither'} |")
-        hv = {m: curve_area([(p[1], p[3]) for p in curves[(a, b)][m]]) for m in METHODS}
-        lines += ["", f"Area above (0.5, 0.5) under each curve: HarmonRank {hv['rank_auc']:.5f}, "
-                  f"MBCE {hv['bce']:.5f}.", ""]
-        verdict = "agrees" if wins == both else ("partly agrees" if hv["rank_auc"] > hv["bce"]
-                                                else "disagrees")
-        findings.append(f"{verdict}: {a} vs {b}: HarmonRank is better on both objectives at "
-                        f"{wins} of {both} weight settings; its curve's area is "
-                        f"{hv['rank_auc']:.5f} vs MBCE {hv['bce']:.5f}. The paper has it "
-                        f"better at every setting.")
-    png = pair_curves(ctx.figures / "frontiers.png", curves, NAMES)
+        findings.append(_pair(ctx, recs, a, b, curves, lines))
+        inputs[(a, b)] = {n: (v[a], v[b]) for n, v in ctx.inputs([a, b]).items()
+                          if n in (f"score_{a}", f"score_{b}")}
+    png = pair_curves(ctx.figures / "frontiers.png", curves, NAMES, inputs)
     md = "\n".join([
         "Each point is one model trained on the two objectives alone with static loss "
-        f"weights (w, 1 - w), w in {', '.join(map(str, weights_of(ctx)))}; the point is the mean "
-        f"test AUC over seeds {', '.join(map(str, ctx.seeds))} (bars: seed std). Pairs: the "
-        "given ones, or the three least correlated pairs among objectives with at least 100 "
-        "test positives.", "", *lines, f"![Trade-off curves]({png.name})"])
-    return Section("Trade-off curves (HarmonRank Fig. 3)", md, findings)
+        f"weights (w, 1 - w), w in {', '.join(map(str, weights_of(ctx)))}, at its point "
+        f"({ctx.rule} epoch rule: for own, the epoch best for w AUC_a + (1 - w) AUC_b on "
+        f"validation); each cell is the mean test AUC over seeds "
+        f"{', '.join(map(str, ctx.seeds))} ± its SE (seed spread and the test set's own "
+        f"noise, bootstrap over test rows; bars in the figure: ±2 SE; * marks a gap beyond "
+        f"{Z:g} SE). Stars: the two objectives' own input scores. Pairs: the given ones, or "
+        "the three least correlated pairs among objectives with at least 100 test "
+        "positives.", "", *lines, f"![Trade-off curves]({png.name})"])
+    data = {f"{a}:{b}": {m: [dict(zip(("w", "auc_a", "se_a", "auc_b", "se_b"), p))
+                              for p in pts] for m, pts in by.items()}
+            for (a, b), by in curves.items()}
+    return Section("Trade-off curves (HarmonRank Fig. 3)", md, findings, data)
